@@ -1,0 +1,87 @@
+"""Clocks that pattern code takes as a parameter, so time is swapped, never mocked.
+
+Every pattern (breaker, retry, limiter, broker...) reads time through a ``Clock``:
+
+* ``LoopClock`` (the default) reads the running event loop's ``time()``. Under
+  ``workbook.core.virtual_time`` that loop runs in virtual time, so the same pattern
+  code is simulated; under an ordinary loop it is real time.
+* ``WallClock`` is ``time.monotonic`` with real ``asyncio.sleep``.
+* ``ManualClock`` is moved by hand; its ``sleep`` records the delay and advances at
+  once, so a test can assert the exact sequence of waits without sleeping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Protocol, runtime_checkable
+
+
+@runtime_checkable
+class Clock(Protocol):
+    """What pattern code needs from time: a monotonic ``now`` and an awaitable ``sleep``."""
+
+    def now(self) -> float: ...
+
+    async def sleep(self, delay: float) -> None: ...
+
+
+class WallClock:
+    """Real monotonic time."""
+
+    def now(self) -> float:
+        return time.monotonic()
+
+    async def sleep(self, delay: float) -> None:
+        await asyncio.sleep(delay)
+
+    def __repr__(self):
+        return "WallClock()"
+
+
+class LoopClock:
+    """The running event loop's clock (virtual under a VirtualTimeLoop).
+
+    Outside a running loop ``now`` falls back to ``time.monotonic``, which is what
+    asyncio's default loops use too.
+    """
+
+    def now(self) -> float:
+        try:
+            return asyncio.get_running_loop().time()
+        except RuntimeError:
+            return time.monotonic()
+
+    async def sleep(self, delay: float) -> None:
+        await asyncio.sleep(delay)
+
+    def __repr__(self):
+        return "LoopClock()"
+
+
+class ManualClock:
+    """A clock that only moves when told to; ``sleeps`` lists every delay slept."""
+
+    def __init__(self, start: float = 0.0):
+        self._now = float(start)
+        self.sleeps: list[float] = []
+
+    def now(self) -> float:
+        return self._now
+
+    def advance(self, delay: float) -> float:
+        if delay < 0:
+            raise ValueError(f"ManualClock.advance: delay must be >= 0, got {delay}")
+        self._now += delay
+        return self._now
+
+    async def sleep(self, delay: float) -> None:
+        self.sleeps.append(delay)
+        self.advance(max(0.0, delay))
+        await asyncio.sleep(0)
+
+    def __repr__(self):
+        return f"ManualClock(now={self._now})"
+
+
+DEFAULT_CLOCK = LoopClock()
