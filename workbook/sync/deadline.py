@@ -1,0 +1,135 @@
+"""Timeouts per try and overall, and the remaining deadline passed downstream.
+
+An overall timeout becomes a ``Deadline`` (an absolute clock time) stored in a context
+variable for the duration of the call, so every layer below sees it: the retry loop does
+not sleep past it, each try's timeout is ``min(per_try, remaining)``, and the service
+client puts the remaining milliseconds into the ``DEADLINE_HEADER`` of each downstream
+request (Envoy's name for it: ``x-envoy-expected-rq-timeout-ms``; gRPC's equivalent is
+``grpc-timeout``). A server reads it back with ``deadline_from_headers`` and gives its
+own downstream calls only what is left: work the caller has already given up on is not
+done.
+
+Nested scopes keep the *earlier* deadline: an inner overall timeout cannot extend the
+caller's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from workbook.core.clock import LoopClock
+from workbook.core.params import check_number
+from workbook.sync.errors import DeadlineExceededError, PerTryTimeoutError
+
+DEADLINE_HEADER = "x-envoy-expected-rq-timeout-ms"
+
+_current: contextvars.ContextVar["Deadline | None"] = contextvars.ContextVar("workbook_deadline", default=None)
+
+
+@dataclass(frozen=True)
+class Deadline:
+    expires_at: float
+    clock: object
+
+    @classmethod
+    def after(cls, seconds: float, clock=None) -> "Deadline":
+        clock = clock or LoopClock()
+        return cls(clock.now() + check_number("timeout", seconds, minimum=0), clock)
+
+    def remaining(self) -> float:
+        return max(0.0, self.expires_at - self.clock.now())
+
+    @property
+    def expired(self) -> bool:
+        return self.clock.now() >= self.expires_at
+
+
+def current_deadline() -> Deadline | None:
+    return _current.get()
+
+
+@contextmanager
+def deadline_scope(deadline: Deadline | None):
+    """Make ``deadline`` (or the caller's, if earlier) current inside the block."""
+    outer = _current.get()
+    if deadline is None or (outer is not None and outer.expires_at <= deadline.expires_at):
+        deadline = outer
+    token = _current.set(deadline)
+    try:
+        yield deadline
+    finally:
+        _current.reset(token)
+
+
+def deadline_headers(deadline: Deadline | None = None) -> dict[str, str]:
+    """``{DEADLINE_HEADER: remaining ms}`` for the current (or given) deadline, or ``{}``."""
+    deadline = deadline or _current.get()
+    if deadline is None:
+        return {}
+    return {DEADLINE_HEADER: str(int(deadline.remaining() * 1000))}
+
+
+def deadline_from_headers(headers, clock=None) -> Deadline | None:
+    """The deadline a caller sent, or None if absent or malformed (then no deadline applies)."""
+    value = headers.get(DEADLINE_HEADER)
+    if value is None:
+        return None
+    try:
+        ms = float(value)
+    except (TypeError, ValueError):
+        return None
+    if ms < 0 or ms != ms:
+        return None
+    return Deadline.after(ms / 1000.0, clock)
+
+
+class Timeout:
+    """Per-try timeout: each attempt gets ``min(seconds, remaining overall deadline)``.
+
+    Raises ``PerTryTimeoutError`` (retryable) when its own limit fires and
+    ``DeadlineExceededError`` (not retryable) when the overall deadline was the limit.
+    """
+
+    def __init__(self, seconds: float, *, clock=None):
+        self.seconds = check_number("per_try_timeout", seconds, minimum=0, min_exclusive=True)
+        self.clock = clock or LoopClock()
+        self.fired = 0
+
+    async def call_async(self, fn, *args, **kwargs):
+        deadline = _current.get()
+        limit, by_deadline = self.seconds, False
+        if deadline is not None and deadline.remaining() < limit:
+            limit, by_deadline = deadline.remaining(), True
+        if limit <= 0:
+            raise DeadlineExceededError("overall deadline already passed before the try started")
+        try:
+            async with asyncio.timeout(limit):
+                return await fn(*args, **kwargs)
+        except TimeoutError as exc:
+            if isinstance(exc, (PerTryTimeoutError, DeadlineExceededError)):
+                raise
+            self.fired += 1
+            if by_deadline:
+                raise DeadlineExceededError(f"overall deadline reached during a try (after {limit:g} s)") from None
+            raise PerTryTimeoutError(f"try timed out after {limit:g} s (per-try timeout)") from None
+
+
+class OverallTimeout:
+    """Overall timeout: sets the deadline every inner layer sees; raises ``DeadlineExceededError``."""
+
+    def __init__(self, seconds: float, *, clock=None):
+        self.seconds = check_number("overall_timeout", seconds, minimum=0, min_exclusive=True)
+        self.clock = clock or LoopClock()
+
+    async def call_async(self, fn, *args, **kwargs):
+        with deadline_scope(Deadline.after(self.seconds, self.clock)) as deadline:
+            try:
+                async with asyncio.timeout(deadline.remaining()):
+                    return await fn(*args, **kwargs)
+            except TimeoutError as exc:
+                if isinstance(exc, (PerTryTimeoutError, DeadlineExceededError)):
+                    raise
+                raise DeadlineExceededError(f"overall timeout of {self.seconds:g} s exceeded") from None

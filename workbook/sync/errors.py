@@ -1,0 +1,93 @@
+"""Exceptions of the resilience kit, and the one rule that says what is worth retrying.
+
+Each exception says *which* component refused or failed and why, so a notebook can print
+``type(e).__name__: message`` and a learner knows where to look.
+
+``is_retryable(exc)`` is the retry rule shared by every component:
+
+* connection errors (refused, reset) and timeouts: retryable (the request may not have
+  arrived, or the server may be briefly overloaded);
+* HTTP 5xx and 429: retryable (429 and 503 may carry ``Retry-After``);
+* any other 4xx: never (the request itself is wrong; sending it again cannot help);
+* rejections by our own components (open breaker, full bulkhead, exhausted budget,
+  expired overall deadline): never (retrying would defeat the component's purpose).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ResilienceError(Exception):
+    """Base class of the kit's own rejections."""
+
+
+class CallNotPermittedError(ResilienceError):
+    """The circuit breaker is OPEN or FORCED_OPEN, or HALF_OPEN with every trial slot taken."""
+
+    def __init__(self, breaker: str, state: str, detail: str = ""):
+        self.breaker, self.state = breaker, state
+        super().__init__(f"circuit breaker {breaker!r} is {state}: call not permitted" + (f" ({detail})" if detail else ""))
+
+
+class BulkheadFullError(ResilienceError):
+    """The bulkhead had no free slot within its ``max_wait_duration``."""
+
+    def __init__(self, name: str, max_concurrent_calls: int, max_wait_duration: float):
+        self.name = name
+        super().__init__(
+            f"bulkhead {name!r} is full: {max_concurrent_calls} concurrent calls, "
+            f"no slot freed within {max_wait_duration:g} s"
+        )
+
+
+class RetryBudgetExhaustedError(ResilienceError):
+    """A retry was wanted but the retry budget had no room; carries the last failure."""
+
+    def __init__(self, last_error: BaseException, detail: str):
+        self.last_error = last_error
+        super().__init__(f"retry budget exhausted ({detail}); last error: {type(last_error).__name__}: {last_error}")
+
+
+class DeadlineExceededError(ResilienceError, TimeoutError):
+    """The overall deadline passed (a ``TimeoutError``, but never retried: no time is left)."""
+
+
+class PerTryTimeoutError(TimeoutError):
+    """One attempt took longer than the per-try timeout (retryable, as any timeout)."""
+
+
+class HTTPStatusError(Exception):
+    """A downstream answered with a non-2xx status.
+
+    ``service`` and ``operation`` say what was called, ``status`` the HTTP status,
+    ``error`` / ``message`` what the downstream said (decoded from its JSON error body),
+    ``retry_after`` the seconds from a ``Retry-After`` header, if any.
+    """
+
+    def __init__(self, status: int, *, service: str = "", operation: str = "", error: str = "",
+                 message: str = "", body: Any = None, retry_after: float | None = None):
+        self.status, self.service, self.operation = status, service, operation
+        self.error, self.message, self.body, self.retry_after = error, message, body, retry_after
+        where = f"{service} {operation}".strip() or "downstream"
+        what = ": ".join(p for p in (error, message) if p) or "no error body"
+        super().__init__(f"{where} answered HTTP {status}: {what}")
+
+    @property
+    def retryable(self) -> bool:
+        return self.status >= 500 or self.status == 429
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """True for connection errors, timeouts (not our overall deadline), 5xx and 429."""
+    if isinstance(exc, (ResilienceError,)):
+        return False
+    if isinstance(exc, HTTPStatusError):
+        return exc.retryable
+    return isinstance(exc, (ConnectionError, TimeoutError))
+
+
+def retry_after_of(exc: BaseException) -> float | None:
+    """The server's ``Retry-After`` (seconds) carried by ``exc``, if any."""
+    value = getattr(exc, "retry_after", None)
+    return None if value is None else max(0.0, float(value))
