@@ -1,0 +1,119 @@
+"""Messages: commands, events, requests and replies, and how they are validated.
+
+A ``Message`` is immutable once published. Its payload is stored as JSON text, so a
+consumer never shares mutable objects with the producer or the log, and both backends
+(in-memory and Redis Streams) carry exactly the same bytes.
+
+* ``kind``: ``"command"`` (do this; one logical receiver), ``"event"`` (this happened; any
+  number of groups), ``"request"`` / ``"reply"`` (a command that expects an answer on the
+  ``reply_to`` topic, matched by ``correlation_id``).
+* ``key``: decides the partition (see ``partitioner``); messages with one key keep
+  their order. ``None`` spreads messages round-robin and gives no order.
+* ``id``: unique per logical message. A producer retrying (or an outbox relay re-sending)
+  reuses the id, which is what an idempotent consumer deduplicates on.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from workbook.messaging.errors import InvalidTopicName, PayloadNotSerialisable
+
+KINDS = ("command", "event", "request", "reply")
+TOPIC_RE = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
+
+
+@dataclass(frozen=True)
+class Message:
+    topic: str
+    payload: Any
+    id: str
+    key: str | None = None
+    kind: str = "event"
+    headers: dict[str, str] = field(default_factory=dict)
+    reply_to: str | None = None
+    correlation_id: str | None = None
+    partition: int = -1
+    offset: int = -1
+    timestamp: float = 0.0
+
+
+@dataclass
+class Delivery:
+    """One delivery of a message to one consumer of one group (``attempt`` counts from 1)."""
+
+    message: Message
+    group: str
+    consumer: str
+    attempt: int
+
+    @property
+    def topic(self) -> str:
+        return self.message.topic
+
+    @property
+    def partition(self) -> int:
+        return self.message.partition
+
+    @property
+    def offset(self) -> int:
+        return self.message.offset
+
+
+def check_topic(name, *, where: str = "topic") -> str:
+    """Return ``name`` if it is a valid topic name, else raise InvalidTopicName saying why."""
+    if not isinstance(name, str):
+        raise InvalidTopicName(f"{where}: topic name must be a string, got {type(name).__name__} {name!r}")
+    if not TOPIC_RE.match(name) or name in (".", ".."):
+        bad = sorted({c for c in name if not re.match(r"[A-Za-z0-9._-]", c)})
+        why = "it is empty" if not name else (
+            f"it has {len(name)} characters (at most 249)" if len(name) > 249 else
+            f"it contains {', '.join(repr(c) for c in bad)}" if bad else "'.' and '..' are reserved")
+        raise InvalidTopicName(f"{where}: invalid topic name {name!r}: {why}; "
+                               "allowed are 1-249 characters of letters, digits, '.', '_' and '-'")
+    return name
+
+
+def check_kind(kind) -> str:
+    if kind not in KINDS:
+        raise ValueError(f"message kind {kind!r} is not one of {', '.join(KINDS)}")
+    return kind
+
+
+def encode_payload(topic: str, payload: Any) -> str:
+    """JSON text of ``payload``; raise PayloadNotSerialisable naming the offending path."""
+    try:
+        return json.dumps(payload, allow_nan=False, sort_keys=True, separators=(",", ":"))
+    except (TypeError, ValueError) as exc:
+        path, detail = _find_bad(payload, "payload")
+        raise PayloadNotSerialisable(topic, path or "payload", detail or str(exc)) from None
+
+
+def decode_payload(text: str) -> Any:
+    return json.loads(text)
+
+
+def _find_bad(value: Any, path: str) -> tuple[str | None, str | None]:
+    if value is None or isinstance(value, (str, bool, int)):
+        return None, None
+    if isinstance(value, float):
+        return (path, f"{value!r} is not a finite number") if not math.isfinite(value) else (None, None)
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if not isinstance(k, (str, int, float, bool)) and k is not None:
+                return f"{path}[{k!r}]", f"key of type {type(k).__name__} is not allowed"
+            found = _find_bad(v, f"{path}[{k!r}]")
+            if found[0]:
+                return found
+        return None, None
+    if isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            found = _find_bad(v, f"{path}[{i}]")
+            if found[0]:
+                return found
+        return None, None
+    return path, f"object of type {type(value).__name__} is not JSON-serialisable"
