@@ -1,4 +1,90 @@
-"""placeholder"""
-class Target: pass
-class Verdict: pass
-def check_grouping(): pass
+"""The chapter's exercise: reach a target grouping, judged by a checker with reasons.
+
+A ``Target`` states what a good decomposition must achieve: no data-ownership conflicts,
+no cyclic dependencies between services, every service within the ``SizeRule``, and a
+modularity of at least ``min_modularity`` measured on a fixed *reference* coupling graph.
+
+The reference is ``REFERENCE_MODEL`` (data 0.5, functional 0.5, team 0): the structural
+coupling (shared data, calls, shared operations), on which the learner's own weights have
+no say, so the target cannot be met by re-weighting the yardstick. The team term is left
+out of the yardstick on purpose: with the seed's team values nearly every pair gets the
+same 0.16 background, which pushes the modularity of every partition towards zero and
+makes the figure meaningless.
+
+``check_grouping`` returns a ``Verdict``; ``str(verdict)`` is a readable verdict listing
+every target with PASS/FAIL and the numbers behind it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from workbook.core.params import check_number
+from workbook.decomposition.catalog import Catalog
+from workbook.decomposition.checks import SizeRule, ownership_conflicts, service_cycles, size_violations
+from workbook.decomposition.coupling import CouplingModel, coupling_matrix
+from workbook.decomposition.grouping import Grouping
+from workbook.decomposition.metrics import grouping_metrics
+
+REFERENCE_MODEL = CouplingModel.from_weights(0.5, 0.5, 0.0)
+
+
+@dataclass(frozen=True)
+class Target:
+    min_modularity: float = 0.15
+    size_rule: SizeRule = field(default_factory=SizeRule)
+    reference_model: CouplingModel = REFERENCE_MODEL
+
+    def __post_init__(self):
+        check_number("min_modularity", self.min_modularity, minimum=-0.5, maximum=1.0)
+
+    def describe(self) -> str:
+        w = self.reference_model.weights
+        return (f"no ownership conflicts; no cyclic dependencies between services; sizes within the rule "
+                f"({self.size_rule.describe()}); modularity >= {self.min_modularity:g} on the reference graph "
+                f"(weights data {w.data:g}, functional {w.functional:g}, team {w.team:g})")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    passed: bool
+    results: tuple[tuple[str, bool, str], ...]
+    method: str
+
+    @property
+    def reasons(self) -> list[str]:
+        """The failed targets, each with its explanation (empty when the answer passes)."""
+        return [f"{name}: {detail}" for name, ok, detail in self.results if not ok]
+
+    def as_dict(self) -> dict:
+        return {"passed": self.passed, "method": self.method,
+                "results": [{"target": n, "ok": ok, "detail": d} for n, ok, d in self.results]}
+
+    def __str__(self) -> str:
+        head = "ACCEPTED" if self.passed else "REJECTED"
+        lines = [f"{head}: {self.method}"]
+        lines += [f"  [{'PASS' if ok else 'FAIL'}] {name}: {detail}" for name, ok, detail in self.results]
+        return "\n".join(lines)
+
+
+def check_grouping(catalog: Catalog, grouping: Grouping, target: Target | None = None) -> Verdict:
+    """Judge ``grouping`` of ``catalog`` against ``target`` (default ``Target()``)."""
+    target = target or Target()
+    results = []
+    conflicts = ownership_conflicts(catalog, grouping)
+    detail = "none" if not conflicts else f"{len(conflicts)}: " + "; ".join(
+        f"{c['entity']} in {', '.join(c['services'])}" for c in conflicts)
+    results.append(("no ownership conflicts", not conflicts, detail))
+    cycles = service_cycles(catalog, grouping)
+    detail = "none" if not cycles else f"{len(cycles)}: " + "; ".join(
+        " -> ".join(c["example_cycle"]) for c in cycles)
+    results.append(("no cyclic dependencies", not cycles, detail))
+    sizes = size_violations(catalog, grouping, target.size_rule)
+    detail = "all services within the rule" if not sizes else f"{len(sizes)}: " + "; ".join(
+        f"{v['service']} {v['problem']}" for v in sizes)
+    results.append(("service sizes", not sizes, detail))
+    matrix = coupling_matrix(catalog, target.reference_model)
+    q = grouping_metrics(catalog, matrix, grouping).modularity
+    results.append(("modularity", q >= target.min_modularity,
+                    f"{q:.3f} on the reference graph, needs >= {target.min_modularity:g}"))
+    return Verdict(all(ok for _, ok, _ in results), tuple(results), grouping.method)
