@@ -83,8 +83,8 @@ class Consumer:
     async def process(self, d: Delivery) -> None:
         msg = d.message
         self.fault("received", msg)
-        if self.mode is DeliveryMode.AT_MOST_ONCE:
-            await self.broker.ack(d)
+        if self.mode is DeliveryMode.AT_MOST_ONCE and not await self.broker.ack(d):
+            return  # no longer ours (redelivered elsewhere after a rebalance): at most once means skip
         if self.service_time is not None:
             await asyncio.sleep(self.service_time())  # the work takes time (virtual under run_virtual)
         try:
