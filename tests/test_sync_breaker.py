@@ -1,0 +1,407 @@
+"""Behaviour of the resilience4j-style circuit breaker and of the seed's breaker."""
+
+import asyncio
+import threading
+
+import pytest
+
+from workbook.core.clock import ManualClock
+from workbook.core.virtual_time import run_virtual
+from workbook.sync import (CallNotPermittedError, CircuitBreaker, CircuitBreakerConfig, ConsecutiveFailureBreaker,
+                           EventRecorder, State)
+
+
+class Boom(Exception):
+    pass
+
+
+def fail():
+    raise Boom("down")
+
+
+def ok():
+    return "ok"
+
+
+def make(clock=None, **kw):
+    settings = dict(sliding_window_size=4, minimum_number_of_calls=4, wait_duration_in_open_state=10,
+                    permitted_number_of_calls_in_half_open_state=2)
+    settings.update(kw)
+    breaker = CircuitBreaker("b", clock=clock or ManualClock(), **settings)
+    recorder = EventRecorder()
+    breaker.subscribe(recorder)
+    return breaker, recorder
+
+
+def outcome(breaker, fn):
+    try:
+        breaker.call(fn)
+        return "ok"
+    except CallNotPermittedError:
+        return "rejected"
+    except Exception:
+        return "failed"
+
+
+def test_defaults_follow_resilience4j():
+    c = CircuitBreakerConfig()
+    assert (c.failure_rate_threshold, c.slow_call_rate_threshold, c.slow_call_duration_threshold) == (50, 100, 60)
+    assert (c.sliding_window_type, c.sliding_window_size, c.minimum_number_of_calls) == ("COUNT_BASED", 100, 100)
+    assert (c.permitted_number_of_calls_in_half_open_state, c.wait_duration_in_open_state) == (10, 60)
+    assert c.automatic_transition_from_open_to_half_open is False
+    assert c.max_wait_duration_in_half_open_state == 0
+
+
+@pytest.mark.parametrize("setting, value, expected", [
+    ("failure_rate_threshold", 0, "(0, 100]"),
+    ("failure_rate_threshold", 101, "(0, 100]"),
+    ("slow_call_rate_threshold", -5, "(0, 100]"),
+    ("sliding_window_size", 0, ">= 1"),
+    ("minimum_number_of_calls", 0, ">= 1"),
+    ("wait_duration_in_open_state", -1, ">= 0"),
+    ("permitted_number_of_calls_in_half_open_state", 0, ">= 1"),
+    ("slow_call_duration_threshold", 0, "> 0"),
+    ("sliding_window_type", "SESSION", "COUNT_BASED"),
+    ("wait_interval_multiplier", 0.5, ">= 1"),
+])
+def test_bad_settings_fail_at_construction_naming_the_setting(setting, value, expected):
+    with pytest.raises(ValueError) as info:
+        CircuitBreaker(**{setting: value})
+    assert setting in str(info.value) and expected in str(info.value)
+
+
+def test_minimum_calls_capped_by_count_window_as_resilience4j():
+    assert CircuitBreakerConfig(sliding_window_size=5, minimum_number_of_calls=50).minimum_number_of_calls == 5
+    assert CircuitBreakerConfig(sliding_window_type="TIME_BASED", sliding_window_size=5,
+                                minimum_number_of_calls=50).minimum_number_of_calls == 50
+
+
+def test_no_rate_below_minimum_number_of_calls():
+    breaker, _ = make(sliding_window_size=10, minimum_number_of_calls=5)
+    for _ in range(4):
+        outcome(breaker, fail)
+    assert breaker.state is State.CLOSED and breaker.metrics().failure_rate is None
+    outcome(breaker, fail)
+    assert breaker.state is State.OPEN
+
+
+def test_failure_rate_threshold_is_inclusive_and_opens():
+    breaker, rec = make(failure_rate_threshold=50)
+    for fn in (ok, fail, ok):
+        outcome(breaker, fn)
+    assert breaker.state is State.CLOSED
+    outcome(breaker, fail)  # 2 of 4 = 50 % >= 50 %
+    assert breaker.state is State.OPEN
+    assert "failure_rate_exceeded" in rec.kinds()
+    assert outcome(breaker, ok) == "rejected"
+
+
+def test_intermittent_failures_open_window_breaker_but_not_seed_breaker():
+    clock = ManualClock()
+    window, _ = make(clock, sliding_window_size=10, minimum_number_of_calls=10)
+    seed = ConsecutiveFailureBreaker(failure_threshold=5, recovery_timeout=10, clock=clock)
+    for i in range(40):
+        fn = fail if i % 2 else ok
+        outcome(window, fn)
+        outcome(seed, fn)
+    assert window.state is State.OPEN
+    assert seed.state is State.CLOSED  # 50 % failing, yet never 5 in a row
+
+
+def test_count_window_forgets_old_outcomes():
+    breaker, _ = make(sliding_window_size=4, minimum_number_of_calls=4, failure_rate_threshold=75)
+    for fn in (fail, fail, ok, ok, ok, ok):
+        outcome(breaker, fn)
+    m = breaker.metrics()
+    assert (m.calls, m.failed) == (4, 0)
+
+
+def test_time_window_drops_buckets_older_than_its_size():
+    clock = ManualClock()
+    breaker, _ = make(clock, sliding_window_type="TIME_BASED", sliding_window_size=5, minimum_number_of_calls=3)
+    outcome(breaker, fail)
+    outcome(breaker, fail)
+    clock.advance(5.0)  # those two are now 5 s old: outside a 5 s window
+    outcome(breaker, ok)
+    outcome(breaker, ok)
+    m = breaker.metrics()
+    assert (m.calls, m.failed) == (2, 0)
+    outcome(breaker, fail)
+    assert breaker.state is State.CLOSED  # 1 of 3 failed
+    clock.advance(1.0)
+    outcome(breaker, fail)
+    assert breaker.state is State.OPEN  # 2 of 4
+
+
+def test_slow_calls_open_the_breaker():
+    clock = ManualClock()
+    breaker, rec = make(clock, slow_call_duration_threshold=1.0, slow_call_rate_threshold=50)
+
+    def slow():
+        clock.advance(1.5)
+        return "late"
+
+    def just_at_threshold():
+        clock.advance(1.0)  # not strictly longer than the threshold: not slow
+        return "ok"
+
+    for fn in (slow, just_at_threshold, just_at_threshold):
+        outcome(breaker, fn)
+    assert breaker.state is State.CLOSED and breaker.metrics().slow == 1
+    outcome(breaker, slow)
+    assert breaker.state is State.OPEN and "slow_call_rate_exceeded" in rec.kinds()
+    assert "failure_rate_exceeded" not in rec.kinds()
+
+
+def test_open_waits_then_half_open_limits_trials_then_closes():
+    clock = ManualClock()
+    breaker, rec = make(clock)
+    for _ in range(4):
+        outcome(breaker, fail)
+    clock.advance(9.999)
+    assert outcome(breaker, ok) == "rejected"
+    clock.advance(0.001)
+    t1 = breaker.acquire_permission()
+    assert breaker.state is State.HALF_OPEN
+    t2 = breaker.acquire_permission()
+    with pytest.raises(CallNotPermittedError, match="trial calls are taken"):
+        breaker.acquire_permission()
+    breaker.on_success(t1, 0.01)
+    assert breaker.state is State.HALF_OPEN
+    breaker.on_success(t2, 0.01)
+    assert breaker.state is State.CLOSED
+    assert [t[1:] for t in rec.transitions()] == [("CLOSED", "OPEN"), ("OPEN", "HALF_OPEN"), ("HALF_OPEN", "CLOSED")]
+    assert breaker.metrics().calls == 0  # a fresh window after closing
+
+
+def test_failed_trials_reopen_with_exponential_wait_capped():
+    clock = ManualClock()
+    breaker, rec = make(clock, wait_interval_multiplier=2, max_wait_duration_in_open_state=25,
+                        permitted_number_of_calls_in_half_open_state=1)
+    for _ in range(4):
+        outcome(breaker, fail)
+    waits = []
+    for _ in range(4):
+        opened_at = clock.now()
+        waits.append(breaker.retry_at - opened_at)
+        clock.advance(breaker.retry_at - opened_at)
+        assert outcome(breaker, fail) == "failed"
+        assert breaker.state is State.OPEN
+    assert waits == [10, 20, 25, 25]
+    clock.advance(25)
+    outcome(breaker, ok)
+    assert breaker.state is State.CLOSED
+    for _ in range(4):
+        outcome(breaker, fail)
+    assert breaker.retry_at - clock.now() == 10  # closing restarted the count
+
+
+def test_ignored_exception_frees_half_open_slot_and_is_not_counted():
+    clock = ManualClock()
+    breaker, rec = make(clock, ignore_exceptions=(KeyError,), permitted_number_of_calls_in_half_open_state=1)
+    for _ in range(4):
+        outcome(breaker, fail)
+    clock.advance(10)
+
+    def ignored():
+        raise KeyError("not the downstream's fault")
+
+    assert outcome(breaker, ignored) == "failed"
+    assert "ignored_error" in rec.kinds() and breaker.state is State.HALF_OPEN
+    assert outcome(breaker, ok) == "ok"  # the slot was given back
+    assert breaker.state is State.CLOSED
+
+
+def test_exception_neither_recorded_nor_ignored_counts_as_success():
+    breaker, _ = make(record_exceptions=(ConnectionError,))
+    for _ in range(4):
+        outcome(breaker, fail)  # Boom is not recorded: a success for the breaker
+    assert breaker.state is State.CLOSED and breaker.metrics().failed == 0
+    for _ in range(4):
+        outcome(breaker, lambda: (_ for _ in ()).throw(ConnectionRefusedError("x")))
+    assert breaker.state is State.OPEN
+
+
+def test_result_predicate_counts_results_as_failures():
+    breaker, _ = make(record_result=lambda r: r == "degraded")
+    for _ in range(4):
+        assert breaker.call(lambda: "degraded") == "degraded"
+    assert breaker.state is State.OPEN
+
+
+def test_manual_states():
+    breaker, rec = make()
+    breaker.transition_to_disabled()
+    for _ in range(10):
+        outcome(breaker, fail)
+    assert breaker.state is State.DISABLED and breaker.metrics().calls == 0
+    breaker.transition_to_metrics_only()
+    for _ in range(8):
+        outcome(breaker, fail)
+    assert breaker.state is State.METRICS_ONLY and breaker.metrics().failure_rate == 100
+    assert "failure_rate_exceeded" in rec.kinds()
+    breaker.transition_to_forced_open()
+    ManualClock.advance(breaker.clock, 1e6)
+    assert outcome(breaker, ok) == "rejected" and breaker.state is State.FORCED_OPEN
+    breaker.transition_to_closed()
+    assert outcome(breaker, ok) == "ok"
+    assert [t[2] for t in rec.transitions()] == ["DISABLED", "METRICS_ONLY", "FORCED_OPEN", "CLOSED"]
+
+
+def test_every_call_has_exactly_one_outcome_event():
+    clock = ManualClock()
+    breaker, rec = make(clock)
+    results = [outcome(breaker, fn) for fn in (ok, fail, fail, fail, ok, ok)]
+    kinds = [k for k in rec.kinds() if k in ("success", "error", "ignored_error", "not_permitted")]
+    mapping = {"ok": "success", "failed": "error", "rejected": "not_permitted"}
+    assert kinds == [mapping[r] for r in results]
+
+
+def test_late_outcome_from_closed_does_not_count_as_trial():
+    clock = ManualClock()
+    breaker, _ = make(clock, permitted_number_of_calls_in_half_open_state=1)
+    late = breaker.acquire_permission()
+    for _ in range(4):
+        outcome(breaker, fail)
+    clock.advance(10)
+    trial = breaker.acquire_permission()
+    breaker.on_success(late, 0.1)
+    assert breaker.state is State.HALF_OPEN
+    breaker.on_error(trial, 0.1, Boom())
+    assert breaker.state is State.OPEN
+
+
+def test_max_wait_in_half_open_sends_back_to_open():
+    clock = ManualClock()
+    breaker, _ = make(clock, permitted_number_of_calls_in_half_open_state=1, max_wait_duration_in_half_open_state=3)
+    for _ in range(4):
+        outcome(breaker, fail)
+    clock.advance(10)
+    breaker.acquire_permission()  # a trial that never returns
+    clock.advance(3)
+    with pytest.raises(CallNotPermittedError):
+        breaker.acquire_permission()
+    assert breaker.state is State.OPEN
+
+
+def test_automatic_transition_fires_in_virtual_time():
+    async def main():
+        breaker = CircuitBreaker("auto", sliding_window_size=2, minimum_number_of_calls=2,
+                                 wait_duration_in_open_state=7, automatic_transition_from_open_to_half_open=True)
+        rec = EventRecorder()
+        breaker.subscribe(rec)
+
+        async def afail():
+            raise Boom()
+
+        for _ in range(2):
+            with pytest.raises(Boom):
+                await breaker.call_async(afail)
+        await asyncio.sleep(100)  # no call is made; the timer does the transition
+        return rec.transitions()
+
+    assert run_virtual(main()) == [(0.0, "CLOSED", "OPEN"), (7.0, "OPEN", "HALF_OPEN")]
+
+
+def test_automatic_transition_seen_by_state_with_manual_clock():
+    clock = ManualClock()
+    breaker, rec = make(clock, automatic_transition_from_open_to_half_open=True)
+    for _ in range(4):
+        outcome(breaker, fail)
+    clock.advance(10)
+    assert breaker.state is State.HALF_OPEN
+
+
+def test_half_open_limit_with_concurrent_async_callers():
+    async def main():
+        breaker = CircuitBreaker("c", sliding_window_size=2, minimum_number_of_calls=2, wait_duration_in_open_state=1,
+                                 permitted_number_of_calls_in_half_open_state=3)
+        breaker.transition_to_open()
+        await asyncio.sleep(1)
+        running = 0
+        peak = 0
+
+        async def slow_ok():
+            nonlocal running, peak
+            running += 1
+            peak = max(peak, running)
+            await asyncio.sleep(0.5)
+            running -= 1
+            return 1
+
+        async def one():
+            try:
+                return await breaker.call_async(slow_ok)
+            except CallNotPermittedError:
+                return "rejected"
+
+        results = await asyncio.gather(*(one() for _ in range(20)))
+        return results, peak, breaker.state
+
+    results, peak, state = run_virtual(main())
+    assert results.count(1) == 3 and results.count("rejected") == 17 and peak == 3
+    assert state is State.CLOSED
+
+
+def test_half_open_limit_with_threads():
+    clock = ManualClock()
+    breaker, _ = make(clock, permitted_number_of_calls_in_half_open_state=5)
+    breaker.transition_to_open()
+    clock.advance(10)
+    barrier = threading.Barrier(16)
+    granted = []
+
+    def worker():
+        barrier.wait()
+        try:
+            granted.append(breaker.acquire_permission())
+        except CallNotPermittedError:
+            pass
+
+    threads = [threading.Thread(target=worker) for _ in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert len(granted) == 5 and breaker.not_permitted == 11
+
+
+def test_decorator_works_for_sync_and_async():
+    breaker, rec = make()
+
+    @breaker
+    def f(x):
+        return x * 2
+
+    @breaker
+    async def g(x):
+        return x + 1
+
+    assert f(3) == 6
+    assert run_virtual(g(3)) == 4
+    assert rec.kinds().count("success") == 2
+
+
+def test_cancelled_trial_frees_its_slot():
+    async def main():
+        breaker = CircuitBreaker("x", permitted_number_of_calls_in_half_open_state=1, wait_duration_in_open_state=0)
+        breaker.transition_to_open()
+        task = asyncio.ensure_future(breaker.call_async(asyncio.sleep, 10))
+        await asyncio.sleep(0.1)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await breaker.call_async(asyncio.sleep, 0.1)
+        return breaker.state
+
+    assert run_virtual(main()) is State.CLOSED
+
+
+def test_seed_breaker_half_open_admits_everyone():
+    clock = ManualClock()
+    seed = ConsecutiveFailureBreaker(failure_threshold=2, recovery_timeout=5, success_threshold=3, clock=clock)
+    outcome(seed, fail)
+    outcome(seed, fail)
+    assert seed.state is State.OPEN
+    clock.advance(5.001)
+    tokens = [seed.acquire_permission() for _ in range(50)]  # no limit: 50 trial calls at once
+    assert len(tokens) == 50 and seed.state is State.HALF_OPEN
