@@ -41,9 +41,10 @@ class AppServers:
     async def stop(self) -> None:
         while self._runners:
             await self._runners.pop().cleanup()
+        self.urls = []
 
     def __repr__(self):
-        return f"AppServers({len(self.urls)} running)"
+        return f"AppServers({len(self._runners)} running)"
 
 
 @asynccontextmanager

@@ -1,0 +1,345 @@
+"""One behaviour suite for every broker backend (in-memory in virtual time, Redis Streams in real time).
+
+Waiting for a timeout is ``await asyncio.sleep(...)``: instant under the in-memory
+backend's virtual loop, a fraction of a second against the real redis-server (the Redis
+configuration uses short timeouts so these tests stay bounded).
+"""
+
+import asyncio
+import json
+
+import pytest
+
+from workbook.core.virtual_time import run_virtual
+from workbook.messaging import (BrokerConfig, ConsumerNameClash, GroupExists, InMemoryBroker, InvalidTopicName,
+                                PayloadNotSerialisable, RequestTimeout, UnknownTopic, stable_hash)
+from workbook.messaging.request_reply import Requester, serve_requests
+
+CFG = BrokerConfig(visibility_timeout=0.4, session_timeout=0.4, max_deliveries=3, max_in_flight=1)
+
+
+class Backend:
+    def __init__(self, name, make, run):
+        self.name, self.make, self.run = name, make, run
+
+
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
+def backend(request):
+    if request.param == "memory":
+        yield Backend("memory", lambda cfg=CFG: InMemoryBroker(cfg), run_virtual)
+        return
+    url = request.getfixturevalue("redis_url")
+    from workbook.messaging.redis_streams import RedisStreamsBroker
+
+    yield Backend("redis", lambda cfg=CFG: RedisStreamsBroker(url, cfg), lambda coro: asyncio.run(coro))
+
+
+def run(backend, body):
+    async def main():
+        broker = backend.make()
+        try:
+            return await body(broker)
+        finally:
+            await broker.close()
+    return backend.run(main())
+
+
+async def drain(broker, topic, group, consumer, *, ack=True, rounds=5, timeout=0.05):
+    got = []
+    for _ in range(rounds):
+        ds = await broker.poll(topic, group, consumer, max_messages=100, timeout=timeout)
+        for d in ds:
+            got.append(d)
+            if ack:
+                await broker.ack(d)
+    return got
+
+
+def test_same_key_same_partition_in_order(backend):
+    async def body(b):
+        await b.create_topic("orders", 4)
+        sent = [await b.publish("orders", {"i": i}, key=f"order-{i % 3}") for i in range(30)]
+        for m in sent:
+            assert m.partition == stable_hash(m.key) % 4
+        for key in {m.key for m in sent}:
+            mine = [m for m in sent if m.key == key]
+            assert len({m.partition for m in mine}) == 1
+            log = [m for m in await b.read("orders", mine[0].partition) if m.key == key]
+            assert [m.payload["i"] for m in log] == [m.payload["i"] for m in mine]
+            assert [m.offset for m in log] == sorted(m.offset for m in log)
+    run(backend, body)
+
+
+def test_unkeyed_messages_spread_over_partitions(backend):
+    async def body(b):
+        await b.create_topic("logs", 3)
+        parts = [(await b.publish("logs", i)).partition for i in range(9)]
+        assert sorted(parts) == [0, 0, 0, 1, 1, 1, 2, 2, 2]
+    run(backend, body)
+
+
+def test_every_group_gets_every_message_members_share_partitions(backend):
+    async def body(b):
+        await b.create_topic("events", 4)
+        for g in ("billing", "email"):
+            await b.create_group("events", g)
+        await b.join("events", "billing", "b1")
+        await b.join("events", "billing", "b2")
+        await b.join("events", "email", "e1")
+        ids = [(await b.publish("events", i, key=f"k{i}")).id for i in range(20)]
+        assignment = await b.assignment("events", "billing")
+        assert sorted(assignment) == ["b1", "b2"]
+        assert sorted(p for ps in assignment.values() for p in ps) == [0, 1, 2, 3]
+        assert all(len(ps) == 2 for ps in assignment.values())
+        got = {}
+        for _ in range(12):
+            for c in ("b1", "b2"):
+                for d in await b.poll("events", "billing", c, max_messages=100, timeout=0.01):
+                    assert d.partition in assignment[c]
+                    got.setdefault(c, []).append(d.message.id)
+                    await b.ack(d)
+        billing = got["b1"] + got["b2"]
+        assert sorted(billing) == sorted(ids) and got["b1"] and got["b2"]
+        email = [d.message.id for d in await drain(b, "events", "email", "e1", rounds=25)]
+        assert sorted(email) == sorted(ids)
+    run(backend, body)
+
+
+def test_rebalance_on_join_leave_and_missed_heartbeat(backend):
+    async def body(b):
+        await b.create_topic("t", 2)
+        await b.create_group("t", "g")
+        await b.join("t", "g", "a")
+        assert await b.assignment("t", "g") == {"a": [0, 1]}
+        await b.join("t", "g", "b")
+        assert await b.assignment("t", "g") == {"a": [0], "b": [1]}
+        await b.leave("t", "g", "b")
+        assert await b.assignment("t", "g") == {"a": [0, 1]}
+        await b.join("t", "g", "b")
+        # b goes silent; a keeps polling (which heart-beats) until b's session expires
+        for _ in range(6):
+            await b.poll("t", "g", "a", timeout=0.1)
+        assert await b.assignment("t", "g") == {"a": [0, 1]}
+    run(backend, body)
+
+
+def test_unacked_message_of_dead_consumer_is_redelivered_to_survivor(backend):
+    async def body(b):
+        await b.create_topic("t", 1)
+        await b.create_group("t", "g")
+        await b.join("t", "g", "dies")
+        await b.join("t", "g", "lives")
+        owner = (await b.assignment("t", "g"))
+        assert owner == {"dies": [0], "lives": []}
+        await b.publish("t", "job")
+        [d] = await b.poll("t", "g", "dies")
+        assert d.attempt == 1
+        # "dies" crashes: no ack, no more polls
+        got = []
+        for _ in range(10):
+            got += await b.poll("t", "g", "lives", timeout=0.1)
+            if got:
+                break
+        assert [(x.message.payload, x.attempt) for x in got] == [("job", 2)]
+        assert await b.ack(got[0])
+        assert await b.lag("t", "g") == 0
+    run(backend, body)
+
+
+def test_ack_advances_committed_offset_and_lag(backend):
+    async def body(b):
+        await b.create_topic("t", 1)
+        await b.create_group("t", "g")
+        await b.join("t", "g", "c")
+        for i in range(3):
+            await b.publish("t", i)
+        assert await b.lag("t", "g") == 3
+        [d0] = await b.poll("t", "g", "c")
+        assert await b.committed("t", "g") == {0: 0}
+        await b.ack(d0)
+        assert await b.committed("t", "g") == {0: 1}
+        assert await b.lag("t", "g") == 2
+        assert not await b.ack(d0)  # a second ack changes nothing
+        await drain(b, "t", "g", "c")
+        assert await b.committed("t", "g") == {0: 3} and await b.lag("t", "g") == 0
+        assert await b.end_offsets("t") == {0: 3}
+    run(backend, body)
+
+
+def test_nack_redelivers_then_dead_letters_with_reason_and_partition_moves_on(backend):
+    async def body(b):
+        await b.create_topic("t", 1)
+        await b.create_group("t", "g")
+        await b.join("t", "g", "c")
+        await b.publish("t", {"bad": True}, key="k")
+        await b.publish("t", {"bad": False}, key="k")
+        attempts = []
+        good = []
+        for _ in range(10):
+            for d in await b.poll("t", "g", "c", timeout=0.05):
+                if d.message.payload["bad"]:
+                    attempts.append(d.attempt)
+                    await b.nack(d, "cannot parse amount")
+                else:
+                    good.append(d)
+                    await b.ack(d)
+            if good:
+                break
+        assert attempts == [1, 2, 3]  # max_deliveries = 3
+        assert len(good) == 1  # the partition was not blocked
+        [dead] = await b.dead_letters("t")
+        assert dead.payload == {"bad": True}
+        assert "cannot parse amount" in dead.headers["x-dead-letter-reason"]
+        assert dead.headers["x-deliveries"] == "3" and dead.headers["x-group"] == "g"
+        assert await b.lag("t", "g") == 0
+    run(backend, body)
+
+
+def test_poison_message_rejected_goes_to_dlq_at_once(backend):
+    async def body(b):
+        await b.create_topic("t", 1)
+        await b.create_group("t", "g")
+        await b.join("t", "g", "c")
+        await b.publish("t", "poison")
+        await b.publish("t", "fine")
+        [d] = await b.poll("t", "g", "c")
+        await b.nack(d, "schema violation: no 'amount'", requeue=False)
+        [d2] = await b.poll("t", "g", "c", timeout=0.1)
+        assert d2.message.payload == "fine"
+        [dead] = await b.dead_letters("t")
+        assert "schema violation" in dead.headers["x-dead-letter-reason"]
+        assert dead.headers["x-deliveries"] == "1"
+    run(backend, body)
+
+
+def test_visibility_timeout_redelivers_and_in_flight_blocks_partition(backend):
+    async def body(b):
+        await b.create_topic("t", 1)
+        await b.create_group("t", "g")
+        await b.join("t", "g", "c")
+        await b.publish("t", "first", key="k")
+        await b.publish("t", "second", key="k")
+        [d] = await b.poll("t", "g", "c")
+        assert await b.poll("t", "g", "c") == []  # max_in_flight=1: "second" waits behind "first"
+        await asyncio.sleep(CFG.visibility_timeout + 0.1)
+        [again] = await b.poll("t", "g", "c")
+        assert (again.message.payload, again.attempt) == ("first", 2)
+        await b.ack(again)
+        [nxt] = await b.poll("t", "g", "c", timeout=0.1)
+        assert nxt.message.payload == "second"
+    run(backend, body)
+
+
+def test_replay_from_offset(backend):
+    async def body(b):
+        await b.create_topic("t", 1)
+        await b.create_group("t", "g")
+        await b.join("t", "g", "c")
+        for i in range(5):
+            await b.publish("t", i)
+        assert [d.message.payload for d in await drain(b, "t", "g", "c", rounds=8)] == [0, 1, 2, 3, 4]
+        assert [m.payload for m in await b.read("t", 0, 3)] == [3, 4]
+        assert [m.payload for m in await b.read("t", 0, 1, limit=2)] == [1, 2]
+        await b.seek("t", "g", 0, 2)
+        assert await b.committed("t", "g") == {0: 2}
+        assert [d.message.payload for d in await drain(b, "t", "g", "c", rounds=6)] == [2, 3, 4]
+    run(backend, body)
+
+
+def test_group_created_at_latest_skips_history(backend):
+    async def body(b):
+        await b.create_topic("t", 1)
+        await b.publish("t", "old")
+        await b.create_group("t", "late", start="latest")
+        await b.join("t", "late", "c")
+        await b.publish("t", "new")
+        assert [d.message.payload for d in await drain(b, "t", "late", "c")] == ["new"]
+    run(backend, body)
+
+
+def test_message_fields_round_trip(backend):
+    async def body(b):
+        await b.create_topic("cmd", 1)
+        await b.create_group("cmd", "svc")
+        await b.join("cmd", "svc", "s")
+        sent = await b.publish("cmd", {"sku": "A-1", "qty": [1, 2]}, key="A-1", kind="command",
+                               headers={"trace": "t-1"}, reply_to="replies", correlation_id="c-9", message_id="m-1")
+        [d] = await b.poll("cmd", "svc", "s")
+        m = d.message
+        assert (m.id, m.key, m.kind, m.headers, m.reply_to, m.correlation_id, m.payload) == (
+            "m-1", "A-1", "command", {"trace": "t-1"}, "replies", "c-9", {"sku": "A-1", "qty": [1, 2]})
+        assert (m.partition, m.offset) == (sent.partition, sent.offset) == (0, 0)
+    run(backend, body)
+
+
+def test_request_reply_matches_correlation_ids(backend):
+    async def body(b):
+        await b.create_topic("prices", 2)
+        await b.create_group("prices", "pricing")
+        stop = asyncio.Event()
+
+        async def price(msg):
+            return {"sku": msg.payload["sku"], "price": len(msg.payload["sku"]) * 10}
+
+        server = asyncio.ensure_future(serve_requests(b, "prices", "pricing", "p1", price, stop))
+        req = await Requester(b, "prices.replies").start()
+        r1, r2 = await asyncio.gather(req.request("prices", {"sku": "AB"}, key="AB", timeout=5),
+                                      req.request("prices", {"sku": "ABCD"}, key="ABCD", timeout=5))
+        assert (r1.payload, r2.payload) == ({"sku": "AB", "price": 20}, {"sku": "ABCD", "price": 40})
+        assert r1.kind == "reply" and r1.correlation_id != r2.correlation_id
+        stop.set()
+        await server
+        with pytest.raises(RequestTimeout, match="no reply on 'prices.replies' within 0.2s"):
+            await req.request("prices", {"sku": "X"}, timeout=0.2)
+        await req.close()
+    run(backend, body)
+
+
+# -- bad input ------------------------------------------------------------------------------------
+def test_invalid_topic_name_says_what_and_where(backend):
+    async def body(b):
+        with pytest.raises(InvalidTopicName, match=r"publish: invalid topic name 'orders/eu': it contains '/'"):
+            await b.publish("orders/eu", {})
+        with pytest.raises(InvalidTopicName, match="it is empty"):
+            await b.create_topic("")
+        with pytest.raises(UnknownTopic, match="topic 'nope' does not exist"):
+            await b.publish("nope", {})
+    run(backend, body)
+
+
+def test_unserialisable_payload_names_the_path(backend):
+    async def body(b):
+        await b.create_topic("t", 1)
+        with pytest.raises(PayloadNotSerialisable, match=r"topic 't'.*payload\['items'\]\[1\].*set"):
+            await b.publish("t", {"items": [1, {2, 3}]})
+        with pytest.raises(PayloadNotSerialisable, match=r"payload\['x'\]: nan is not a finite number"):
+            await b.publish("t", {"x": float("nan")})
+        assert await b.end_offsets("t") == {0: 0}  # nothing half-published
+    run(backend, body)
+
+
+def test_group_and_consumer_name_clash(backend):
+    async def body(b):
+        await b.create_topic("t", 1)
+        await b.create_group("t", "billing")
+        with pytest.raises(GroupExists, match="topic 't': consumer group 'billing' already exists"):
+            await b.create_group("t", "billing")
+        await b.create_group("t", "billing", exist_ok=True)
+        await b.join("t", "billing", "c1")
+        with pytest.raises(ConsumerNameClash, match="a live consumer named 'c1'"):
+            await b.join("t", "billing", "c1")
+    run(backend, body)
+
+
+def test_payload_is_copied_not_shared(backend):
+    async def body(b):
+        await b.create_topic("t", 1)
+        await b.create_group("t", "g")
+        await b.join("t", "g", "c")
+        payload = {"items": [1]}
+        await b.publish("t", payload)
+        payload["items"].append(2)
+        [d] = await b.poll("t", "g", "c")
+        assert d.message.payload == {"items": [1]}
+        assert json.dumps(d.message.payload)
+    run(backend, body)
