@@ -191,7 +191,7 @@ def test_keyed_partitioning_keeps_order_unkeyed_does_not():
 
 
 def test_lag_drains_faster_with_consumers_up_to_partition_count():
-    r = {x.consumers: x for x in lag_experiment((1, 2, 4, 8), burst=200, partitions=4)}
+    r = {x.consumers: x for x in lag_experiment((1, 2, 4, 8), burst=800, partitions=4)}
     assert r[1].drain_time > r[2].drain_time > r[4].drain_time
     assert r[4].drain_time == r[8].drain_time  # a partition has one owner: extra consumers idle
     assert r[1].max_lag > r[4].max_lag

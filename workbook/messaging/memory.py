@@ -174,7 +174,7 @@ class InMemoryBroker(Broker):
     async def leave(self, topic: str, group: str, consumer: str) -> None:
         g = self._group(topic, group)
         if g.members.pop(consumer, None) is not None:
-            self._rebalance(topic, g, f"{consumer} left")
+            self._rebalance(topic, g, f"{consumer} left", gone={consumer})
 
     async def heartbeat(self, topic: str, group: str, consumer: str) -> None:
         g = self._group(topic, group)
@@ -198,9 +198,12 @@ class InMemoryBroker(Broker):
         for m in dead:
             del g.members[m]
         if dead:
-            self._rebalance(topic, g, f"{', '.join(sorted(dead))} missed heartbeats")
+            self._rebalance(topic, g, f"{', '.join(sorted(dead))} missed heartbeats", gone=set(dead))
 
-    def _rebalance(self, topic: str, g: _Group, why: str) -> None:
+    def _rebalance(self, topic: str, g: _Group, why: str, gone: set[str] = frozenset()) -> None:
+        """Reassign partitions. Unacked deliveries held by a member that is *gone* become due at
+        once; a live member keeps its in-flight messages until it acks them or their visibility
+        timeout expires (as in a cooperative rebalance), so a join causes no duplicate."""
         members = sorted(g.members)
         old = g.owner
         g.owner = {p: members[p % len(members)] for p in range(len(g.cursors))} if members else {}
@@ -208,8 +211,9 @@ class InMemoryBroker(Broker):
         now = self.clock.now()
         for p, cur in enumerate(g.cursors):
             if old.get(p) != g.owner.get(p):
-                for pend in cur.pending.values():  # the new owner gets the unacked messages at once
-                    pend.due = min(pend.due, now)
+                for pend in cur.pending.values():
+                    if pend.consumer in gone:
+                        pend.due = min(pend.due, now)
         self.events.append((now, "rebalance", {"topic": topic, "group": g.name, "generation": g.generation,
                                                 "why": why, "owner": dict(g.owner)}))
         self._wake(topic)
