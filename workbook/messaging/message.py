@@ -89,7 +89,7 @@ def encode_payload(topic: str, payload: Any) -> str:
     try:
         return json.dumps(payload, allow_nan=False, sort_keys=True, separators=(",", ":"))
     except (TypeError, ValueError) as exc:
-        path, detail = _find_bad(payload, "payload")
+        path, detail = find_unserialisable(payload, "payload")
         raise PayloadNotSerialisable(topic, path or "payload", detail or str(exc)) from None
 
 
@@ -97,7 +97,7 @@ def decode_payload(text: str) -> Any:
     return json.loads(text)
 
 
-def _find_bad(value: Any, path: str) -> tuple[str | None, str | None]:
+def find_unserialisable(value: Any, path: str) -> tuple[str | None, str | None]:
     if value is None or isinstance(value, (str, bool, int)):
         return None, None
     if isinstance(value, float):
@@ -106,13 +106,13 @@ def _find_bad(value: Any, path: str) -> tuple[str | None, str | None]:
         for k, v in value.items():
             if not isinstance(k, (str, int, float, bool)) and k is not None:
                 return f"{path}[{k!r}]", f"key of type {type(k).__name__} is not allowed"
-            found = _find_bad(v, f"{path}[{k!r}]")
+            found = find_unserialisable(v, f"{path}[{k!r}]")
             if found[0]:
                 return found
         return None, None
     if isinstance(value, (list, tuple)):
         for i, v in enumerate(value):
-            found = _find_bad(v, f"{path}[{i}]")
+            found = find_unserialisable(v, f"{path}[{i}]")
             if found[0]:
                 return found
         return None, None
