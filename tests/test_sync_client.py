@@ -1,0 +1,163 @@
+"""The aiohttp service client against real demo services on 127.0.0.1 (ephemeral ports)."""
+
+import asyncio
+
+import aiohttp
+import pytest
+
+from workbook.core.realtime import serve
+from workbook.sync import (DEADLINE_HEADER, Backoff, CallNotPermittedError, CircuitBreaker, HTTPStatusError,
+                           OverallTimeout, Pipeline, Retry, State, Timeout)
+from workbook.sync.client import ServiceClient, ServiceConnectionError
+from workbook.sync.context import RequestContext, context_scope
+from workbook.sync.demo_service import make_demo_app
+
+
+def run(coro):
+    return asyncio.run(asyncio.wait_for(coro, 30))
+
+
+async def set_faults(session, url, **faults):
+    async with session.post(url + "/admin/faults", json=faults) as resp:
+        return resp.status, await resp.json()
+
+
+def test_headers_propagate_through_two_services_with_remaining_deadline():
+    async def main():
+        backend = make_demo_app("warehouse")
+        async with serve(backend) as (backend_url,):
+            async with serve(make_demo_app("inventory", downstream=backend_url)) as (front_url,):
+                async with aiohttp.ClientSession() as session:
+                    client = ServiceClient(session, {"inventory": front_url})
+                    ctx = RequestContext("corr-123", user_id="u-7", tenant_id="acme")
+                    with context_scope(ctx):
+                        return await OverallTimeout(5.0).call_async(client.get, "inventory", "/stock/apple")
+
+    body = run(main())
+    assert body["available"] == 12 and body["correlation_id"] == "corr-123"
+    down = body["downstream"]
+    assert (down["service"], down["correlation_id"], down["user_id"], down["tenant_id"]) == \
+        ("warehouse", "corr-123", "u-7", "acme")
+    first, second = int(body["deadline_ms"]), int(down["deadline_ms"])
+    assert 4000 < first <= 5000 and 0 < second <= first  # the downstream got what was left
+
+
+def test_any_2xx_is_success_and_json_errors_are_decoded():
+    from aiohttp import web
+
+    async def created(request):
+        return web.json_response({"id": 1}, status=201)
+
+    async def empty(request):
+        return web.Response(status=204)
+
+    app = web.Application()
+    app.add_routes([web.post("/orders", created), web.delete("/orders/1", empty)])
+
+    async def main():
+        async with serve(app, make_demo_app("inventory")) as (orders_url, inv_url):
+            async with aiohttp.ClientSession() as session:
+                client = ServiceClient(session, {"orders": orders_url, "inventory": inv_url})
+                made = await client.request("orders", "POST", "/orders", json={"sku": "apple"})
+                gone = await client.request("orders", "DELETE", "/orders/1")
+                with pytest.raises(HTTPStatusError) as info:
+                    await client.get("inventory", "/stock/banana")
+                await set_faults(session, inv_url, error_rate=1.0, error_status=429, retry_after=1.5)
+                with pytest.raises(HTTPStatusError) as info429:
+                    await client.get("inventory", "/stock/apple")
+                return made, gone, info.value, info429.value
+
+    made, gone, not_found, throttled = run(main())
+    assert made == {"id": 1} and gone is None
+    assert not_found.status == 404 and not_found.error == "not_found" and "banana" in str(not_found)
+    assert "inventory GET /stock/banana answered HTTP 404" in str(not_found) and not not_found.retryable
+    assert throttled.status == 429 and throttled.retry_after == 1.5 and throttled.retryable
+
+
+def test_connection_refused_names_service_and_is_retryable():
+    async def main():
+        async with serve(make_demo_app()) as (url,):
+            pass  # stopped: its port now refuses
+        async with aiohttp.ClientSession() as session:
+            client = ServiceClient(session, {"inventory": url})
+            with pytest.raises(ServiceConnectionError) as info:
+                await client.get("inventory", "/stock/apple")
+            return str(info.value)
+
+    message = run(main())
+    assert "inventory GET /stock/apple" in message and "cannot connect" in message
+
+
+def test_admin_endpoint_changes_faults_while_running_and_rejects_bad_fields():
+    async def main():
+        async with serve(make_demo_app("inventory")) as (url,):
+            async with aiohttp.ClientSession() as session:
+                client = ServiceClient(session, {"inventory": url})
+                ok_before = await client.get("inventory", "/stock/plum")
+                bad = await set_faults(session, url, error_rate=2)
+                unknown = await set_faults(session, url, explode=True)
+                good = await set_faults(session, url, error_rate=1.0)
+                with pytest.raises(HTTPStatusError) as info:
+                    await client.get("inventory", "/stock/plum")
+                await set_faults(session, url, error_rate=0.0)
+                ok_after = await client.get("inventory", "/stock/plum")
+                return ok_before, bad, unknown, good, info.value, ok_after
+
+    ok_before, bad, unknown, good, err, ok_after = run(main())
+    assert ok_before["available"] == 7 and ok_after["available"] == 7
+    assert bad[0] == 400 and "error_rate" in bad[1]["message"] and "[0, 1]" in bad[1]["message"]
+    assert unknown[0] == 400 and "explode" in unknown[1]["message"]
+    assert good == (200, {"error_rate": 1.0, "latency": 0.0, "hang": False, "error_status": 503, "retry_after": None})
+    assert err.status == 503 and err.error == "injected_fault"
+
+
+def test_pipeline_over_real_service_opens_breaker_and_times_out_hangs():
+    async def main():
+        async with serve(make_demo_app("inventory")) as (url,):
+            async with aiohttp.ClientSession() as session:
+                breaker = CircuitBreaker("inventory", sliding_window_size=4, minimum_number_of_calls=4,
+                                         wait_duration_in_open_state=60)
+                pipeline = Pipeline(retry=Retry(2, Backoff(0.001, 1, 0.001, "none")), breaker=breaker,
+                                    per_try_timeout=Timeout(0.2))
+                client = ServiceClient(session, {"inventory": url}, pipelines={"inventory": pipeline})
+                await set_faults(session, url, hang=True)
+                outcomes = []
+                for _ in range(4):
+                    try:
+                        await client.call("inventory", "GET", "/stock/apple")
+                    except Exception as exc:
+                        outcomes.append(type(exc).__name__)
+                return outcomes, breaker.state, client.sent
+
+    outcomes, state, sent = run(main())
+    # 2 calls x 2 timed-out tries = 4 recorded failures -> OPEN; later calls are rejected without sending
+    assert outcomes == ["PerTryTimeoutError", "PerTryTimeoutError", "CallNotPermittedError", "CallNotPermittedError"]
+    assert state is State.OPEN and sent == 4
+
+
+def test_health_all_is_concurrent_and_reports_each_service():
+    async def main():
+        async with serve(make_demo_app("a"), make_demo_app("b")) as (a, b):
+            async with serve(make_demo_app("gone")) as (gone,):
+                pass
+            async with aiohttp.ClientSession() as session:
+                client = ServiceClient(session, {"a": a, "b": b, "gone": gone})
+                results = await client.health_all()
+                single = await client.health("a")
+                return results, single
+
+    results, single = run(main())
+    assert single.healthy and single.status == 200
+    assert {n: r.healthy for n, r in results.items()} == {"a": True, "b": True, "gone": False}
+    assert results["gone"].status is None and "cannot connect" in results["gone"].detail
+
+
+def test_deadline_header_absent_without_deadline():
+    async def main():
+        async with serve(make_demo_app()) as (url,):
+            async with aiohttp.ClientSession() as session:
+                return await ServiceClient(session, {"inv": url}).get("inv", "/stock/fig")
+
+    body = run(main())
+    assert body["deadline_ms"] is None and len(body["correlation_id"]) == 36
+    assert DEADLINE_HEADER.startswith("x-")

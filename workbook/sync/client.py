@@ -1,0 +1,144 @@
+"""A service client over aiohttp: headers propagated, errors decoded, a pipeline per service.
+
+* Every request carries the current ``RequestContext`` (correlation id, user, tenant; a
+  fresh correlation id if there is none) and the remaining deadline
+  (``DEADLINE_HEADER``), so a chain of services shares one id and one time budget.
+* Any 2xx is success (201, 202 and 204 too; the seed accepted only 200). A non-2xx
+  answer raises ``HTTPStatusError`` carrying the status, which service and operation, and
+  the ``error`` / ``message`` of its JSON body (or the start of a non-JSON body), plus
+  ``Retry-After``. Connection failures raise ``ServiceConnectionError`` (a
+  ``ConnectionError``) and socket timeouts ``ServiceTimeoutError`` (a ``TimeoutError``),
+  both naming the service and URL, so the retry rule treats them as retryable.
+* ``call`` sends through the service's ``Pipeline`` (breaker, retry, timeouts...) when one
+  is registered with ``pipelines``; ``health`` and ``health_all`` check one or all
+  services, the latter concurrently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+import aiohttp
+
+from workbook.sync.context import RequestContext, current_context
+from workbook.sync.deadline import deadline_headers
+from workbook.sync.errors import HTTPStatusError
+
+
+class ServiceConnectionError(ConnectionError):
+    """The service could not be reached (refused, reset, DNS...)."""
+
+
+class ServiceTimeoutError(TimeoutError):
+    """The socket read or connect timed out."""
+
+
+@dataclass(frozen=True)
+class HealthResult:
+    service: str
+    healthy: bool
+    status: int | None
+    latency: float
+    detail: str
+
+
+class ServiceClient:
+    def __init__(self, session: aiohttp.ClientSession, services: dict[str, str], *, pipelines: dict | None = None,
+                 socket_timeout: float = 30.0):
+        self.session = session
+        self.services = dict(services)
+        self.pipelines = dict(pipelines or {})
+        self.socket_timeout = socket_timeout
+        self.sent = 0
+
+    def url(self, service: str, path: str) -> str:
+        try:
+            base = self.services[service]
+        except KeyError:
+            raise KeyError(f"no service {service!r} registered (known: {', '.join(sorted(self.services))})") from None
+        return base.rstrip("/") + "/" + path.lstrip("/")
+
+    def headers(self, context: RequestContext | None = None) -> dict[str, str]:
+        context = context or current_context() or RequestContext.new()
+        return {**context.headers(), **deadline_headers()}
+
+    async def request(self, service: str, method: str, path: str, *, json=None, context: RequestContext | None = None):
+        """One HTTP request, no resilience: the decoded body of a 2xx, else an exception."""
+        url = self.url(service, path)
+        operation = f"{method.upper()} {path}"
+        self.sent += 1
+        try:
+            async with self.session.request(method, url, json=json, headers=self.headers(context),
+                                            timeout=aiohttp.ClientTimeout(total=self.socket_timeout)) as resp:
+                raw = await resp.read()
+                body = _decode(raw, resp.content_type)
+                if 200 <= resp.status < 300:
+                    return body
+                detail = body if isinstance(body, dict) else {}
+                raise HTTPStatusError(
+                    resp.status, service=service, operation=operation,
+                    error=str(detail.get("error", "")),
+                    message=str(detail.get("message", "")) if detail else raw[:200].decode("utf-8", "replace"),
+                    body=body, retry_after=_retry_after(resp.headers.get("Retry-After")))
+        except aiohttp.ClientConnectionError as exc:
+            if isinstance(exc, asyncio.TimeoutError):
+                raise ServiceTimeoutError(f"{service} {operation} at {url}: timed out ({exc})") from exc
+            raise ServiceConnectionError(f"{service} {operation} at {url}: cannot connect ({exc})") from exc
+        except asyncio.TimeoutError as exc:
+            if isinstance(exc, HTTPStatusError):
+                raise
+            raise ServiceTimeoutError(f"{service} {operation} at {url}: no answer within "
+                                      f"{self.socket_timeout:g} s") from exc
+
+    async def get(self, service: str, path: str, **kw):
+        return await self.request(service, "GET", path, **kw)
+
+    async def call(self, service: str, method: str, path: str, **kw):
+        """``request`` through the service's pipeline, if one is registered."""
+        pipeline = self.pipelines.get(service)
+        if pipeline is None:
+            return await self.request(service, method, path, **kw)
+        return await pipeline.call_async(self.request, service, method, path, **kw)
+
+    async def health(self, service: str, path: str = "/health", timeout: float = 2.0) -> HealthResult:
+        start = time.perf_counter()
+        try:
+            async with asyncio.timeout(timeout):
+                body = await self.request(service, "GET", path)
+            healthy = not isinstance(body, dict) or body.get("status", "ok") in ("ok", "UP", "up")
+            return HealthResult(service, healthy, 200, time.perf_counter() - start,
+                                "ok" if healthy else f"status {body.get('status')!r}")
+        except HTTPStatusError as exc:
+            return HealthResult(service, False, exc.status, time.perf_counter() - start, str(exc))
+        except (ConnectionError, TimeoutError) as exc:
+            return HealthResult(service, False, None, time.perf_counter() - start,
+                                f"{type(exc).__name__}: {exc}" if str(exc) else f"no answer within {timeout:g} s")
+
+    async def health_all(self, services=None, timeout: float = 2.0) -> dict[str, HealthResult]:
+        """Check every (or the given) service concurrently; one slow service does not delay the others."""
+        names = list(services or self.services)
+        results = await asyncio.gather(*(self.health(n, timeout=timeout) for n in names))
+        return dict(zip(names, results))
+
+
+def _decode(raw: bytes, content_type: str):
+    if not raw:
+        return None
+    if content_type == "application/json":
+        import json
+        try:
+            return json.loads(raw)
+        except ValueError:
+            return raw.decode("utf-8", "replace")
+    return raw.decode("utf-8", "replace")
+
+
+def _retry_after(value):
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None  # an HTTP date: not supported here, treated as absent
