@@ -59,8 +59,12 @@ def _ledger_apply(conn: sqlite3.Connection, message) -> None:
 async def crash_run(broker: Broker, mode, *, messages: int = 1000, consumers: int = 3, crash_rate: float = 0.02,
                     partitions: int = 4, seed: int = 0, service_time: float = 0.001, restart_delay: float = 0.5,
                     topic: str = "payments", group: str = "ledger", check_every: float = 0.5,
-                    db_path: str = ":memory:", max_duration: float = 1e6) -> CrashResult:
-    """Publish ``messages`` payments and consume them while consumers crash; count the damage."""
+                    db_path: str = ":memory:", max_duration: float = 1e6, handler_factory=None) -> CrashResult:
+    """Publish ``messages`` payments and consume them while consumers crash; count the damage.
+
+    ``handler_factory(conn, apply, name)`` builds the handler (default: ``IdempotentHandler``
+    for effectively-once, ``PlainHandler`` otherwise); the exercise passes its own.
+    """
     mode = DeliveryMode.parse(mode)
     check_int("messages", messages, minimum=1)
     check_int("consumers", consumers, minimum=1)
@@ -70,8 +74,8 @@ async def crash_run(broker: Broker, mode, *, messages: int = 1000, consumers: in
     start = loop.time()
     conn = connect(db_path)
     conn.execute("CREATE TABLE IF NOT EXISTS ledger (message_id TEXT NOT NULL, amount INTEGER NOT NULL)")
-    handler = (IdempotentHandler if mode is DeliveryMode.EFFECTIVELY_ONCE else PlainHandler)(conn, _ledger_apply,
-                                                                                            name=group)
+    factory = handler_factory or (IdempotentHandler if mode is DeliveryMode.EFFECTIVELY_ONCE else PlainHandler)
+    handler = factory(conn, _ledger_apply, name=group)
     await broker.create_topic(topic, partitions)
     await broker.create_group(topic, group, exist_ok=True)
     ids = []
@@ -131,10 +135,12 @@ async def crash_run(broker: Broker, mode, *, messages: int = 1000, consumers: in
 
 
 def crash_experiment(mode, *, messages: int = 1000, consumers: int = 3, crash_rate: float = 0.02,
-                     partitions: int = 4, seed: int = 0, config: BrokerConfig | None = None) -> CrashResult:
+                     partitions: int = 4, seed: int = 0, config: BrokerConfig | None = None,
+                     handler_factory=None) -> CrashResult:
     """``crash_run`` on a fresh in-memory broker in virtual time."""
     return run_virtual(crash_run(InMemoryBroker(config or EXPERIMENT_CONFIG), mode, messages=messages,
-                                 consumers=consumers, crash_rate=crash_rate, partitions=partitions, seed=seed))
+                                 consumers=consumers, crash_rate=crash_rate, partitions=partitions, seed=seed,
+                                 handler_factory=handler_factory))
 
 
 def compare_modes(**kwargs) -> list[CrashResult]:
@@ -257,3 +263,152 @@ async def lag_run(*, consumers: int, burst: int = 500, burst_seconds: float = 1.
 
 def lag_experiment(consumer_counts=(1, 2, 4, 8, 16), **kwargs) -> list[LagResult]:
     return [run_virtual(lag_run(consumers=c, **kwargs)) for c in consumer_counts]
+
+
+# -- the producer side: dual write against the transactional outbox ----------------------------------
+@dataclass
+class OutboxResult:
+    orders: int
+    crash_rate: float
+    dual_write_lost: int
+    outbox_lost: int
+    outbox_republished: int
+    consumer_duplicates_skipped: int
+    emails_sent: int
+
+
+def outbox_experiment(orders: int = 200, *, crash_rate: float = 0.05, seed: int = 0) -> OutboxResult:
+    """Orders committed, then ``OrderPlaced`` published; the producer crashes between the two.
+
+    Dual write: a crash after the commit loses the event (the order exists, nobody hears of
+    it). Outbox: the event row commits with the order; the relay may crash after publishing
+    and before marking the row, so it republishes (same id) and the idempotent consumer
+    skips the copy. Counted: events lost each way, republished copies, emails sent.
+    """
+    from workbook.messaging.idempotent import Transaction
+    from workbook.messaging.outbox import Outbox, OutboxRelay
+
+    check_int("orders", orders, minimum=1)
+    check_number("crash_rate", crash_rate, minimum=0, maximum=1)
+
+    async def main():
+        rng = random.Random(seed)
+        broker = InMemoryBroker(EXPERIMENT_CONFIG)
+        for t in ("orders-naive", "orders"):
+            await broker.create_topic(t, 2)
+        # dual write
+        db = connect()
+        db.execute("CREATE TABLE orders (id TEXT)")
+        for i in range(orders):
+            with Transaction(db) as tx:
+                tx.execute("INSERT INTO orders VALUES (?)", (f"o{i}",))
+            if rng.random() < crash_rate:
+                continue  # crashed after the commit, before the publish: the event is gone
+            await broker.publish("orders-naive", {"order": f"o{i}"}, key=f"o{i}")
+        naive_events = {m.payload["order"] for p in range(2) for m in await broker.read("orders-naive", p)}
+        # outbox
+        db2 = connect()
+        db2.execute("CREATE TABLE orders (id TEXT)")
+        outbox = Outbox(db2)
+
+        def fault(stage):
+            if rng.random() < crash_rate:
+                raise ConsumerCrash("relay crashed after publishing, before marking the row")
+
+        relay = OutboxRelay(outbox, broker, fault=fault)
+        for i in range(orders):
+            with Transaction(db2) as tx:
+                tx.execute("INSERT INTO orders VALUES (?)", (f"o{i}",))
+                outbox.add(tx, "orders", {"order": f"o{i}"}, key=f"o{i}")
+        await relay.drain()
+        published = [m for p in range(2) for m in await broker.read("orders", p)]
+        mail = connect()
+        mail.execute("CREATE TABLE sent (order_id TEXT)")
+        h = IdempotentHandler(mail, lambda c, m: c.execute("INSERT INTO sent VALUES (?)", (m.payload["order"],)),
+                              name="mailer")
+        for m in published:
+            h.handle(m)
+        sent = {r[0] for r in mail.execute("SELECT order_id FROM sent")}
+        return OutboxResult(orders, crash_rate, orders - len(naive_events), orders - len(sent),
+                            len(published) - len({m.id for m in published}), h.duplicates,
+                            mail.execute("SELECT COUNT(*) FROM sent").fetchone()[0])
+
+    return run_virtual(main())
+
+
+# -- the seed's defects, live ---------------------------------------------------------------------------
+def partition_across_processes(ids: list[str], partitions: int = 8, hash_seeds=("1", "2")) -> dict[str, dict]:
+    """Partitions of ``ids`` computed in separate Python processes with different PYTHONHASHSEED.
+
+    Returns ``{seed: {"python_hash": [...], "crc32": [...]}}``: the seed's ``hash(id) % n``
+    changes with the process, CRC-32 does not.
+    """
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = str(Path(__file__).resolve().parents[2])
+    code = ("import json, sys; from workbook.messaging.partitioner import python_hash_partition as h, stable_hash;"
+            "ids, n = json.loads(sys.argv[1]), int(sys.argv[2]);"
+            "print(json.dumps({'python_hash': [h(i, n) for i in ids], 'crc32': [stable_hash(i) % n for i in ids]}))")
+    out = {}
+    for hs in hash_seeds:
+        env = {**os.environ, "PYTHONHASHSEED": str(hs), "PYTHONPATH": root}
+        proc = subprocess.run([sys.executable, "-c", code, json.dumps(ids), str(partitions)], env=env,
+                              capture_output=True, text=True, timeout=60, check=True)
+        out[str(hs)] = json.loads(proc.stdout)
+    return out
+
+
+def naive_fanout_demo(messages: int = 10) -> dict[str, int]:
+    """Two members of one group "billing": the seed's broker charges each order twice, ours once."""
+    from workbook.messaging.naive import NaiveBroker
+
+    async def main():
+        charges = {"naive": 0, "group": 0}
+        naive = NaiveBroker()
+
+        async def charge(payload):
+            charges["naive"] += 1
+
+        naive.subscribe("orders", "billing", charge)
+        naive.subscribe("orders", "billing", charge)  # a second instance of the same service
+        for i in range(messages):
+            await naive.publish("orders", f"o{i}", {"order": i})
+        broker = InMemoryBroker(EXPERIMENT_CONFIG)
+        await broker.create_topic("orders", 4)
+        await broker.create_group("orders", "billing")
+        for c in ("billing-1", "billing-2"):
+            await broker.join("orders", "billing", c)
+        for i in range(messages):
+            await broker.publish("orders", {"order": i}, key=f"o{i}")
+        for _ in range(messages):
+            for c in ("billing-1", "billing-2"):
+                for d in await broker.poll("orders", "billing", c, max_messages=100):
+                    charges["group"] += 1
+                    await broker.ack(d)
+        return charges
+
+    return run_virtual(main())
+
+
+# -- exercise checker --------------------------------------------------------------------------------------
+def check_effectively_once(handler_factory, *, messages: int = 400, crash_rate: float = 0.05, seed: int = 0) -> str:
+    """Run the crash experiment at-least-once with the learner's handler; return a verdict line.
+
+    ``handler_factory(conn, apply, name=...)`` must return an object with
+    ``handle(message, inside=None) -> bool`` that calls ``apply(conn, message)`` inside a
+    transaction and calls ``inside()`` (the crash point) before committing.
+    """
+    try:
+        r = crash_experiment("at-least-once", messages=messages, crash_rate=crash_rate, seed=seed,
+                             handler_factory=handler_factory)
+    except Exception as exc:  # noqa: BLE001 - the learner's code: report, do not raise
+        return f"ERROR: the handler raised {type(exc).__name__}: {exc}"
+    head = "PASS" if r.lost == 0 and r.duplicated == 0 else "NOT YET"
+    hint = "" if head == "PASS" else (" (hint: record the message id in the same transaction as the effect, "
+                                      "and skip the effect when the id is already there)")
+    return (f"{head}: {r.messages} messages, {r.crashes} crashes -> {r.lost} lost, {r.duplicated} duplicated"
+            + hint)
