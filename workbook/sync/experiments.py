@@ -571,3 +571,29 @@ def half_open_flood(callers: int = 50, *, permitted: int = 3, trial_latency: flo
 
 async def _fail_once():
     raise ConnectionError("down")
+
+
+def check_breaker_exercise(settings: dict, *, seed: int = 0, max_reached: int = 60, max_detect: float = 5.0) -> str:
+    """Exercise checker: do these breaker settings detect the default brownout within
+    ``max_detect`` seconds, let at most ``max_reached`` calls reach the failing service, and
+    stay CLOSED while the service is healthy? Prints and returns the verdict."""
+    try:
+        run = breaker_timeline("window", seed=seed, breaker_settings=settings)
+    except (ValueError, TypeError) as exc:
+        verdict = f"FAIL: the settings are not valid: {type(exc).__name__}: {exc}"
+        print(verdict)
+        return verdict
+    opened = run.first_open_after(run.fault[0])
+    early = [t for t, _, to in run.transitions if to == "OPEN" and t < run.fault[0]]
+    problems = []
+    if early:
+        problems.append(f"opened at t={early[0]:g} s while the service was healthy")
+    if opened is None or opened - run.fault[0] > max_detect:
+        problems.append("did not open within "
+                        f"{max_detect:g} s of the fault" + ("" if opened is None else f" (took {opened - run.fault[0]:.1f} s)"))
+    if run.reached_in_fault > max_reached:
+        problems.append(f"{run.reached_in_fault} calls reached the failing service (allowed {max_reached})")
+    verdict = ("PASS: " + f"opened {opened - run.fault[0]:.1f} s into the fault, {run.reached_in_fault} calls "
+               "reached the failing service") if not problems else "FAIL: " + "; ".join(problems)
+    print(verdict)
+    return verdict
