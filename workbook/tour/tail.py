@@ -1,0 +1,114 @@
+"""The tail at scale: a request that fans out to k backends is as slow as the slowest.
+
+If each backend is slow with probability p, a request touching k of them meets at least
+one slow backend with probability ``1 - (1 - p) ** k``: 1 % per backend becomes 63 % of
+requests at k = 100 (Dean and Barroso, "The Tail at Scale", CACM 2013). The experiment
+runs it on the simulated network in virtual time: a frontend calls k backends
+concurrently and waits for all of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+from workbook.core.distributions import Bimodal, Constant, Distribution, Exponential, LogNormal
+from workbook.core.errors import ParameterError
+from workbook.core.params import check_choice, check_int, check_number
+from workbook.core.simnet import SimNetwork
+from workbook.core.virtual_time import run_virtual
+
+DISTRIBUTIONS = ("bimodal", "lognormal", "exponential")
+
+
+def tail_distribution(distribution: str, median_ms: float, p_slow: float = 0.01, slow_ms: float = 1000.0) -> Distribution:
+    """A backend's service time: ``bimodal`` (lognormal around the median, with
+    probability ``p_slow`` a stall of ``slow_ms``), plain ``lognormal`` or ``exponential``.
+    """
+    check_choice("distribution", distribution, DISTRIBUTIONS)
+    median = check_number("median_ms", median_ms, minimum=0, min_exclusive=True) / 1000
+    if distribution == "exponential":
+        return Exponential(median / math.log(2))  # same median
+    body = LogNormal(median, 0.25)
+    if distribution == "lognormal":
+        return LogNormal(median, 0.6)
+    p = check_number("p_slow", p_slow, minimum=0, maximum=1)
+    slow = check_number("slow_ms", slow_ms, minimum=0, min_exclusive=True) / 1000
+    return Bimodal(body, Constant(slow), p)
+
+
+def slow_share_theory(k: int, p_slow: float) -> float:
+    """Probability that a request fanning out to k backends meets at least one slow one."""
+    return 1 - (1 - p_slow) ** k
+
+
+@dataclass(frozen=True)
+class FanoutResult:
+    k: int
+    requests: int
+    p50_ms: float
+    p99_ms: float
+    slow_share: float  # measured share of requests slower than the threshold
+
+    def as_dict(self):
+        return asdict(self)
+
+
+def quantile(sorted_values: Sequence[float], q: float) -> float:
+    """Nearest-rank quantile of an already sorted sequence (what monitoring systems report)."""
+    if not sorted_values:
+        raise ValueError("quantile of an empty sequence")
+    rank = max(1, math.ceil(q * len(sorted_values)))
+    return sorted_values[rank - 1]
+
+
+def check_k_values(k_values) -> list[int]:
+    """``k_values`` must be a non-empty list of distinct integers >= 1 (fan-outs)."""
+    if isinstance(k_values, (str, bytes)) or not isinstance(k_values, Sequence) or not k_values:
+        raise ParameterError("k_values", k_values, "a non-empty list of integers >= 1")
+    ks = [check_int(f"k_values[{i}]", k, minimum=1) for i, k in enumerate(k_values)]
+    if len(set(ks)) != len(ks):
+        raise ParameterError("k_values", k_values, "distinct fan-outs (a value is repeated)")
+    return ks
+
+
+def fanout_experiment(
+    k_values: Sequence[int],
+    *,
+    requests: int,
+    service_time: Distribution,
+    seed: int,
+    network_ms: float = 0.5,
+    slow_threshold_ms: float = 500.0,
+) -> list[FanoutResult]:
+    """For each k, send ``requests`` requests one after another, each fanning out to k backends.
+
+    Requests go one at a time so nothing queues: the growth of the tail is the fan-out
+    alone. Latencies are measured end to end at the frontend in virtual time.
+    """
+    ks = check_k_values(k_values)
+    requests = check_int("requests", requests, minimum=1)
+    seed = check_int("seed", seed, minimum=0)
+
+    async def run_one_k(k: int) -> FanoutResult:
+        net = SimNetwork(seed * 1_000_003 + k, latency=network_ms / 1000, keep_log=False)
+        net.add_service("frontend")
+        backends = [f"backend-{i}" for i in range(k)]
+        for name in backends:
+            net.add_service(name, service_time=service_time)
+        loop = asyncio.get_running_loop()
+        latencies = []
+        for _ in range(requests):
+            start = loop.time()
+            await asyncio.gather(*(net.call("frontend", b) for b in backends))
+            latencies.append((loop.time() - start) * 1000)
+        latencies.sort()
+        slow = sum(1 for v in latencies if v > slow_threshold_ms) / requests
+        return FanoutResult(k, requests, round(quantile(latencies, 0.50), 3), round(quantile(latencies, 0.99), 3), slow)
+
+    async def main():
+        return [await run_one_k(k) for k in ks]
+
+    return run_virtual(main)
