@@ -53,7 +53,8 @@ class Grouping:
                 if name not in order:
                     raise ParameterError(f"groups[{k}]", name, f"names of capabilities in {catalog.name!r}")
                 if name in seen:
-                    raise ParameterError(f"groups[{k}]", name, f"each capability in one group (also in groups[{seen[name]}])")
+                    raise ParameterError(f"groups[{k}]", name,
+                                         f"each capability in one group (also in groups[{seen[name]}])")
                 seen[name] = k
             services.append(tuple(sorted(members, key=order.__getitem__)))
         missing = [n for n in catalog.names if n not in seen]

@@ -67,8 +67,8 @@ def format_report(report: dict) -> str:
 
     lines = [
         f"{report['catalogue']}: {s['capabilities']} capabilities -> {s['services']} services  [{report['method']}]",
-        f"  modularity {s['modularity']:.3f}   cohesion {fmt(s['cohesion'])}   cross coupling {fmt(s['cross_coupling'])}"
-        f"   cross-service dependencies {s['cross_service_dependencies']}/{s['dependencies']}",
+        f"  modularity {s['modularity']:.3f}   cohesion {fmt(s['cohesion'])}"
+        f"   cross coupling {fmt(s['cross_coupling'])}   cross-service dependencies {s['cross_service_dependencies']}/{s['dependencies']}",
     ]
     for svc in report["services"]:
         lines.append(f"  {svc['service']:<32} complexity {svc['total_complexity']:>2}  "
