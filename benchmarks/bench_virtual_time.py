@@ -75,6 +75,27 @@ def best_of(fn, repeat=3):
     return best, value
 
 
+def hour_of_traffic(seed=1):
+    """One simulated hour at 100 requests/s (Poisson) through one hop of the simulated network."""
+    from workbook.core.load import open_loop
+    from workbook.core.simnet import Request, SimNetwork
+
+    async def main():
+        net = SimNetwork(seed, latency={"kind": "lognormal", "median": 0.002, "sigma": 0.5})
+        net.add_service("client")
+        net.add_service("api", service_time={"kind": "exponential", "mean": 0.004})
+
+        async def send(i):
+            return (await net.call("client", "api", Request(path="/orders"), timeout=1.0)).status
+
+        statuses = await open_loop(send, rate=100, duration=3600, rng=net.rng)
+        return len(statuses), asyncio.get_running_loop().time()
+
+    start = time.perf_counter()
+    n, simulated = run_virtual(main)
+    return n, simulated, time.perf_counter() - start
+
+
 def run() -> str:
     inter, service = draws()
     ours, ours_wait = best_of(lambda: run_virtual(mm1_asyncio(inter, service)))
@@ -92,7 +113,16 @@ def run() -> str:
         f"Ratio ours/SimPy: **{ratio:.2f}x** (target <= 1.5x: {'met' if ratio <= 1.5 else 'NOT met'}). "
         f"Same mean wait: {'yes' if abs(ours_wait - simpy_wait) < 1e-9 * max(1, simpy_wait) else 'NO'} "
         f"(difference {abs(ours_wait - simpy_wait):.2e}); M/M/1 theory: {theory:.3f}.",
+        "",
+        "## Virtual time: one simulated hour at 100 requests/s through one hop",
+        "",
+        hour_line(*hour_of_traffic()),
     ])
+
+
+def hour_line(n, simulated, wall):
+    return (f"{n:,} requests over {simulated:,.0f} simulated seconds in {wall:.1f} s wall: "
+            f"speed-up **{simulated / wall:,.0f}x** (simulated seconds per wall second).")
 
 
 if __name__ == "__main__":
