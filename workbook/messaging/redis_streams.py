@@ -1,0 +1,331 @@
+"""The Redis Streams backend: the same ``Broker`` interface over a real redis-server.
+
+Mapping (keys are prefixed, ``wb:`` by default):
+
+* partition ``p`` of topic ``t`` is the stream ``wb:s:t:p``; the message at offset ``o``
+  has the explicit entry id ``(o+1)-0``, assigned atomically by a Lua script (``INCR`` of
+  ``wb:n:t:p`` + ``XADD``), so offsets are dense and equal to the in-memory backend's;
+* a consumer group is a Redis consumer group on each partition stream (``XGROUP
+  CREATE``; ``BUSYGROUP`` becomes ``GroupExists``); members and their last heartbeat live
+  in the hash ``wb:m:t:g``; the partition assignment is computed from the sorted live
+  members, exactly as in memory;
+* new messages come from ``XREADGROUP ... >``; unacknowledged ones sit in the group's
+  pending entries list (PEL) with their delivery count; ``XACK`` resolves them;
+* a pending entry is **reclaimed** (``XCLAIM``, which increments its delivery count) when
+  its consumer is gone (left or missed heartbeats), when it has been idle longer than the
+  visibility timeout, or when it was nacked (flag in ``wb:k:t:g``); past
+  ``max_deliveries`` it is published to ``t.dlq`` with the reason and ``XACK``-ed;
+* committed offset = the first pending offset, else the group's ``last-delivered-id``.
+
+It runs in real time (the wall clock, shared by all clients on the machine). Dead-letter
+publication and the ``XACK`` that follows are two commands: a crash between them can put
+one message twice into the dead-letter topic (same message id), never zero times.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any
+
+from workbook.core.params import check_int
+from workbook.messaging.broker import Broker, BrokerConfig, dlq_topic
+from workbook.messaging.errors import ConsumerNameClash, GroupExists, UnknownGroup, UnknownTopic
+from workbook.messaging.message import Delivery, Message, check_kind, check_topic, decode_payload, encode_payload
+from workbook.messaging.partitioner import KeyPartitioner
+
+_XADD = """
+local n = redis.call('INCR', KEYS[2])
+redis.call('XADD', KEYS[1], n .. '-0', unpack(ARGV))
+return n
+"""
+
+
+def _entry_id(offset: int) -> str:
+    return f"{offset + 1}-0"
+
+
+def _offset(entry_id: str) -> int:
+    return int(entry_id.split("-")[0]) - 1
+
+
+class RedisStreamsBroker(Broker):
+    def __init__(self, url: str, config: BrokerConfig | None = None, *, prefix: str = "wb",
+                 partitioner: KeyPartitioner | None = None, poll_interval: float = 0.01):
+        import redis.asyncio as aioredis
+
+        self.config = config or BrokerConfig()
+        self.url, self.prefix = url, prefix
+        self.redis = aioredis.Redis.from_url(url, decode_responses=True)
+        self.partitioner = partitioner or KeyPartitioner()
+        self.poll_interval = poll_interval
+        self._xadd = self.redis.register_script(_XADD)
+        self._ids = 0
+        self._id_prefix = f"r{id(self) & 0xFFFFFF:06x}{int(time.time() * 1000) % 100000:05d}"
+        self.events: list[tuple[float, str, dict]] = []
+
+    # -- keys -----------------------------------------------------------------------------------
+    def _k(self, kind: str, *parts) -> str:
+        return ":".join([self.prefix, kind, *map(str, parts)])
+
+    @staticmethod
+    def now() -> float:
+        return time.time()
+
+    async def close(self) -> None:
+        await self.redis.aclose()
+
+    # -- topics ---------------------------------------------------------------------------------
+    async def create_topic(self, name: str, partitions: int = 1, *, exist_ok: bool = True) -> None:
+        check_topic(name, where="create_topic")
+        check_int("partitions", partitions, minimum=1)
+        created = await self.redis.hsetnx(self._k("topics"), name, partitions)
+        if not created:
+            have = int(await self.redis.hget(self._k("topics"), name))
+            if have != partitions or not exist_ok:
+                raise ValueError(f"create_topic: topic {name!r} already exists with {have} partition(s); "
+                                 f"asked for {partitions}")
+
+    async def partitions(self, topic: str) -> int:
+        n = await self.redis.hget(self._k("topics"), topic)
+        if n is None:
+            check_topic(topic)
+            known = ", ".join(sorted(await self.redis.hkeys(self._k("topics")))) or "none"
+            raise UnknownTopic(f"topic {topic!r} does not exist (create it first; known topics: {known})")
+        return int(n)
+
+    async def publish(self, topic: str, payload: Any, *, key: str | None = None, kind: str = "event",
+                      headers: dict[str, str] | None = None, reply_to: str | None = None,
+                      correlation_id: str | None = None, message_id: str | None = None) -> Message:
+        check_topic(topic, where="publish")
+        check_kind(kind)
+        if reply_to is not None:
+            check_topic(reply_to, where="publish(reply_to=...)")
+        text = encode_payload(topic, payload)
+        n = await self.partitions(topic)
+        p = self.partitioner.partition(key, n)
+        if message_id is None:
+            self._ids += 1
+            message_id = f"{self._id_prefix}-{self._ids:07d}"
+        ts = self.now()
+        fields = {"id": message_id, "kind": kind, "payload": text, "headers": json.dumps(headers or {}), "ts": repr(ts)}
+        if key is not None:
+            fields["key"] = key
+        if reply_to is not None:
+            fields["reply_to"] = reply_to
+        if correlation_id is not None:
+            fields["correlation_id"] = correlation_id
+        args = [x for kv in fields.items() for x in kv]
+        seq = await self._xadd(keys=[self._k("s", topic, p), self._k("n", topic, p)], args=args)
+        return Message(topic, decode_payload(text), message_id, key, kind, dict(headers or {}), reply_to,
+                       correlation_id, p, int(seq) - 1, ts)
+
+    @staticmethod
+    def _message(topic: str, p: int, entry_id: str, f: dict) -> Message:
+        return Message(topic, decode_payload(f["payload"]), f["id"], f.get("key"), f["kind"],
+                       json.loads(f["headers"]), f.get("reply_to"), f.get("correlation_id"), p, _offset(entry_id),
+                       float(f["ts"]))
+
+    # -- groups -----------------------------------------------------------------------------------
+    async def create_group(self, topic: str, group: str, *, start: str = "earliest", exist_ok: bool = False) -> None:
+        n = await self.partitions(topic)
+        if not isinstance(group, str) or not group:
+            raise ValueError(f"create_group on topic {topic!r}: group name must be a non-empty string, got {group!r}")
+        if start not in ("earliest", "latest"):
+            raise ValueError(f"create_group {group!r} on {topic!r}: start must be 'earliest' or 'latest', got {start!r}")
+        if not await self.redis.hsetnx(self._k("g", topic), group, repr(self.now())):
+            if exist_ok:
+                return
+            members = sorted(await self.redis.hkeys(self._k("m", topic, group)))
+            raise GroupExists(f"topic {topic!r}: consumer group {group!r} already exists (members: "
+                              f"{members or 'none'}); two services sharing a group name would split each other's "
+                              "messages: pick another name, or pass exist_ok=True to join the existing group on purpose")
+        for p in range(n):
+            await self.redis.xgroup_create(self._k("s", topic, p), group, id="0" if start == "earliest" else "$",
+                                           mkstream=True)
+
+    async def _check_group(self, topic: str, group: str) -> int:
+        n = await self.partitions(topic)
+        if not await self.redis.hexists(self._k("g", topic), group):
+            known = sorted(await self.redis.hkeys(self._k("g", topic)))
+            raise UnknownGroup(f"topic {topic!r} has no consumer group {group!r} (known: {known or 'none'})")
+        return n
+
+    async def _live(self, topic: str, group: str) -> list[str]:
+        """Live members after removing those silent for longer than the session timeout."""
+        members = await self.redis.hgetall(self._k("m", topic, group))
+        now = self.now()
+        dead = [m for m, seen in members.items() if now - float(seen) > self.config.session_timeout]
+        if dead:
+            await self.redis.hdel(self._k("m", topic, group), *dead)
+            self.events.append((now, "rebalance", {"topic": topic, "group": group,
+                                                   "why": f"{', '.join(sorted(dead))} missed heartbeats"}))
+        return sorted(m for m in members if m not in dead)
+
+    async def join(self, topic: str, group: str, consumer: str) -> None:
+        await self._check_group(topic, group)
+        await self._live(topic, group)
+        if not await self.redis.hsetnx(self._k("m", topic, group), consumer, repr(self.now())):
+            raise ConsumerNameClash(f"topic {topic!r}, group {group!r}: a live consumer named {consumer!r} "
+                                    "is already a member; give each instance a unique name")
+
+    async def leave(self, topic: str, group: str, consumer: str) -> None:
+        await self._check_group(topic, group)
+        await self.redis.hdel(self._k("m", topic, group), consumer)
+
+    async def heartbeat(self, topic: str, group: str, consumer: str) -> None:
+        await self._check_group(topic, group)
+        await self.redis.hset(self._k("m", topic, group), consumer, repr(self.now()))
+
+    async def _owners(self, topic: str, group: str, n: int) -> tuple[dict[int, str], list[str]]:
+        live = await self._live(topic, group)
+        return ({p: live[p % len(live)] for p in range(n)} if live else {}), live
+
+    async def assignment(self, topic: str, group: str) -> dict[str, list[int]]:
+        n = await self._check_group(topic, group)
+        owners, live = await self._owners(topic, group, n)
+        out: dict[str, list[int]] = {m: [] for m in live}
+        for p, m in sorted(owners.items()):
+            out[m].append(p)
+        return out
+
+    # -- consuming ----------------------------------------------------------------------------------
+    async def poll(self, topic: str, group: str, consumer: str, *, max_messages: int = 10,
+                   timeout: float = 0.0) -> list[Delivery]:
+        n = await self._check_group(topic, group)
+        deadline = time.monotonic() + timeout
+        while True:
+            await self.redis.hset(self._k("m", topic, group), consumer, repr(self.now()))
+            out = await self._collect(topic, group, consumer, n, max_messages)
+            if out or time.monotonic() >= deadline:
+                return out
+            await asyncio.sleep(min(self.poll_interval, max(0.0, deadline - time.monotonic())))
+
+    async def _collect(self, topic: str, group: str, consumer: str, n: int, max_messages: int) -> list[Delivery]:
+        owners, live = await self._owners(topic, group, n)
+        vt_ms = self.config.visibility_timeout * 1000
+        nacks = await self.redis.hgetall(self._k("k", topic, group))
+        out: list[Delivery] = []
+        for p in sorted(q for q, m in owners.items() if m == consumer):
+            stream = self._k("s", topic, p)
+            pending = await self.redis.xpending_range(stream, group, min="-", max="+", count=1000)
+            in_flight, redelivered = len(pending), False
+            for e in sorted(pending, key=lambda e: _offset(e["message_id"])):
+                eid, owner = e["message_id"], e["consumer"]
+                reason = nacks.get(f"{p}:{eid}")
+                if not (owner not in live or e["time_since_delivered"] >= vt_ms or reason is not None):
+                    continue
+                if e["times_delivered"] >= self.config.max_deliveries:
+                    why = (reason or f"not acknowledged within {self.config.visibility_timeout:g}s")
+                    await self._dead_letter(topic, group, p, eid, f"{why} (after {e['times_delivered']} deliveries)",
+                                            e["times_delivered"])
+                    in_flight -= 1
+                    continue
+                redelivered = True
+                if len(out) >= max_messages:
+                    break
+                claimed = await self.redis.xclaim(stream, group, consumer, min_idle_time=0, message_ids=[eid])
+                if reason is not None:
+                    await self.redis.hdel(self._k("k", topic, group), f"{p}:{eid}")
+                for cid, fields in claimed:
+                    if fields is None:  # trimmed entry: nothing to deliver
+                        continue
+                    out.append(Delivery(self._message(topic, p, cid, fields), group, consumer,
+                                        e["times_delivered"] + 1))
+            if redelivered:
+                continue
+            room = min(self.config.max_in_flight - in_flight, max_messages - len(out))
+            if room <= 0:
+                continue
+            got = await self.redis.xreadgroup(group, consumer, {stream: ">"}, count=room)
+            for _, entries in got:
+                for eid, fields in entries:
+                    out.append(Delivery(self._message(topic, p, eid, fields), group, consumer, 1))
+        return out
+
+    async def ack(self, delivery: Delivery) -> bool:
+        stream = self._k("s", delivery.topic, delivery.partition)
+        eid = _entry_id(delivery.offset)
+        await self.redis.hdel(self._k("k", delivery.topic, delivery.group), f"{delivery.partition}:{eid}")
+        return bool(await self.redis.xack(stream, delivery.group, eid))
+
+    async def _is_pending(self, delivery: Delivery) -> bool:
+        eid = _entry_id(delivery.offset)
+        got = await self.redis.xpending_range(self._k("s", delivery.topic, delivery.partition), delivery.group,
+                                              min=eid, max=eid, count=1)
+        return bool(got)
+
+    async def nack(self, delivery: Delivery, reason: str = "nack", *, requeue: bool = True) -> None:
+        if not await self._is_pending(delivery):
+            return
+        eid = _entry_id(delivery.offset)
+        if not requeue:
+            await self._dead_letter(delivery.topic, delivery.group, delivery.partition, eid,
+                                    f"{reason} (rejected, not retryable)", delivery.attempt)
+        else:
+            await self.redis.hset(self._k("k", delivery.topic, delivery.group), f"{delivery.partition}:{eid}",
+                                  str(reason))
+
+    async def _dead_letter(self, topic: str, group: str, p: int, eid: str, reason: str, attempts: int) -> None:
+        stream = self._k("s", topic, p)
+        entries = await self.redis.xrange(stream, min=eid, max=eid)
+        if entries:
+            m = self._message(topic, p, eid, entries[0][1])
+            await self.create_topic(dlq_topic(topic), 1)
+            headers = dict(m.headers)
+            headers.update({"x-dead-letter-reason": reason, "x-original-topic": topic, "x-original-partition": str(p),
+                            "x-original-offset": str(m.offset), "x-original-id": m.id, "x-group": group,
+                            "x-deliveries": str(attempts)})
+            await self.publish(dlq_topic(topic), m.payload, key=m.key, kind=m.kind, headers=headers,
+                               reply_to=m.reply_to, correlation_id=m.correlation_id, message_id=f"{m.id}@{group}")
+        await self.redis.xack(stream, group, eid)
+        await self.redis.hdel(self._k("k", topic, group), f"{p}:{eid}")
+        self.events.append((self.now(), "dead-letter", {"topic": topic, "group": group, "partition": p,
+                                                        "offset": _offset(eid), "reason": reason}))
+
+    # -- offsets and replay ---------------------------------------------------------------------------
+    async def committed(self, topic: str, group: str) -> dict[int, int]:
+        n = await self._check_group(topic, group)
+        out = {}
+        for p in range(n):
+            stream = self._k("s", topic, p)
+            info = {g["name"]: g for g in await self.redis.xinfo_groups(stream)}[group]
+            nxt = _offset(info["last-delivered-id"]) + 1 if info["last-delivered-id"] != "0-0" else 0
+            first = await self.redis.xpending_range(stream, group, min="-", max="+", count=1)
+            out[p] = _offset(first[0]["message_id"]) if first else nxt
+        return out
+
+    async def end_offsets(self, topic: str) -> dict[int, int]:
+        n = await self.partitions(topic)
+        return {p: int(await self.redis.get(self._k("n", topic, p)) or 0) for p in range(n)}
+
+    async def pending_count(self, topic: str, group: str) -> int:
+        n = await self._check_group(topic, group)
+        total = 0
+        for p in range(n):
+            total += (await self.redis.xpending(self._k("s", topic, p), group))["pending"]
+        return total
+
+    async def read(self, topic: str, partition: int, from_offset: int = 0, limit: int | None = None) -> list[Message]:
+        n = await self.partitions(topic)
+        check_int(f"partition of topic {topic!r} ({n} partitions)", partition, minimum=0, maximum=n - 1)
+        check_int("from_offset", from_offset, minimum=0)
+        if limit is not None:
+            check_int("limit", limit, minimum=0)
+            if limit == 0:
+                return []
+        entries = await self.redis.xrange(self._k("s", topic, partition), min=_entry_id(from_offset), max="+",
+                                          count=limit)
+        return [self._message(topic, partition, eid, f) for eid, f in entries]
+
+    async def seek(self, topic: str, group: str, partition: int, offset: int) -> None:
+        n = await self._check_group(topic, group)
+        check_int(f"partition of topic {topic!r} ({n} partitions)", partition, minimum=0, maximum=n - 1)
+        end = (await self.end_offsets(topic))[partition]
+        check_int(f"offset (end of {topic}[{partition}] is {end})", offset, minimum=0, maximum=end)
+        stream = self._k("s", topic, partition)
+        pending = await self.redis.xpending_range(stream, group, min="-", max="+", count=100000)
+        if pending:
+            await self.redis.xack(stream, group, *[e["message_id"] for e in pending])
+        await self.redis.xgroup_setid(stream, group, f"{offset}-0")
