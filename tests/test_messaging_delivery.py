@@ -212,3 +212,30 @@ def test_stable_partitioner_survives_process_boundaries_python_hash_does_not():
     assert outs[0][1] == outs[1][1] == str([stable_hash(i) % 8 for i in ids])
     assert KeyPartitioner().partition("msg-1", 8) == stable_hash("msg-1") % 8
     assert python_hash_partition("x", 1) == 0
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("mode", list(DeliveryMode))
+def test_crash_experiment_on_redis_streams(mode, redis_url):
+    """The same crash experiment against a real redis-server (real time, short timeouts, 200 messages)."""
+    from workbook.messaging.experiments import crash_run
+    from workbook.messaging.redis_streams import RedisStreamsBroker
+
+    cfg = BrokerConfig(visibility_timeout=1.0, session_timeout=0.3, max_deliveries=10)
+
+    async def main():
+        broker = RedisStreamsBroker(redis_url, cfg)
+        try:
+            return await crash_run(broker, mode, messages=200, consumers=3, crash_rate=0.05, partitions=4, seed=1,
+                                   service_time=0.0, restart_delay=0.05, check_every=0.1, max_duration=60)
+        finally:
+            await broker.close()
+
+    r = asyncio.run(main())
+    assert r.crashes > 0
+    if mode is DeliveryMode.AT_MOST_ONCE:
+        assert r.duplicated == 0 and r.lost == r.crashes_by_stage["applying"]
+    elif mode is DeliveryMode.AT_LEAST_ONCE:
+        assert r.lost == 0 and r.duplicated >= r.crashes_by_stage["applied"]
+    else:
+        assert (r.lost, r.duplicated, r.applied) == (0, 0, 200)
