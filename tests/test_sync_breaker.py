@@ -405,3 +405,37 @@ def test_seed_breaker_half_open_admits_everyone():
     clock.advance(5.001)
     tokens = [seed.acquire_permission() for _ in range(50)]  # no limit: 50 trial calls at once
     assert len(tokens) == 50 and seed.state is State.HALF_OPEN
+
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.booleans(), st.booleans(), st.sampled_from([0.0, 0.5, 3.0])), max_size=120),
+       st.integers(min_value=1, max_value=8), st.integers(min_value=1, max_value=8))
+def test_fast_path_agrees_with_general_path(steps, window, minimum):
+    """The inlined CLOSED path (no listeners) and the general path (a listener) behave the same."""
+    breakers = []
+    for with_listener in (False, True):
+        clock = ManualClock()
+        b = CircuitBreaker("p", clock=clock, sliding_window_size=window, minimum_number_of_calls=minimum,
+                           slow_call_duration_threshold=1.0, slow_call_rate_threshold=60,
+                           wait_duration_in_open_state=2.0, permitted_number_of_calls_in_half_open_state=2)
+        if with_listener:
+            b.subscribe(lambda e: None)
+        breakers.append((b, clock))
+    assert breakers[0][0]._fast_path and not breakers[1][0]._fast_path
+    for failed, slow, gap in steps:
+        seen = []
+        for b, clock in breakers:
+            clock.advance(gap)
+
+            def fn():
+                clock.advance(1.5 if slow else 0.1)
+                if failed:
+                    raise Boom()
+                return 1
+
+            seen.append((outcome(b, fn), b.state, b.metrics()))
+        assert seen[0] == seen[1]

@@ -44,14 +44,21 @@ import enum
 import functools
 import inspect
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from workbook.core.clock import LoopClock
+from workbook.core.clock import LoopClock, WallClock
 from workbook.core.params import check_choice, check_int, check_number
 from workbook.sync.errors import CallNotPermittedError
 from workbook.sync.windows import CountWindow, Snapshot, TimeWindow, snapshot
+
+
+def _loop_now() -> float:
+    """``LoopClock().now()`` without the exception outside a loop."""
+    loop = asyncio._get_running_loop()
+    return time.monotonic() if loop is None else loop.time()
 
 
 class State(str, enum.Enum):
@@ -67,6 +74,7 @@ class State(str, enum.Enum):
 
 
 COUNT_BASED, TIME_BASED = "COUNT_BASED", "TIME_BASED"
+_CLOSED = State.CLOSED
 
 
 @dataclass(frozen=True)
@@ -193,7 +201,12 @@ class CircuitBreaker:
         self.name = name
         self.config = config
         self.clock = clock or LoopClock()
+        self._fast = config.sliding_window_type == COUNT_BASED and config.record_result is None
+        self._slow_threshold = config.slow_call_duration_threshold
+        self._minimum = config.minimum_number_of_calls
         self._listeners: list[Listener] = list(listeners)
+        self._fast_path = self._fast and not self._listeners
+        self._fast_closed = self._fast_path
         self._lock = threading.Lock()
         self._state = State.CLOSED
         self._generation = 0
@@ -206,14 +219,34 @@ class CircuitBreaker:
         self._timer: asyncio.TimerHandle | None = None
         self.not_permitted = 0
 
+    @property
+    def clock(self):
+        return self._clock
+
+    @clock.setter
+    def clock(self, clock) -> None:
+        self._clock = clock
+        # WallClock.now is time.monotonic and LoopClock.now is the running loop's time (else
+        # time.monotonic); binding equivalents directly saves a call (and, for LoopClock
+        # outside a loop, a raised RuntimeError) on the fast path
+        if type(clock) is WallClock:
+            self._now = time.monotonic
+        elif type(clock) is LoopClock:
+            self._now = _loop_now
+        else:
+            self._now = clock.now
+
     # -- observation ------------------------------------------------------------------
     def subscribe(self, listener: Listener) -> Listener:
         """Call ``listener(event)`` for every event from now on; returns it (usable as decorator)."""
         self._listeners.append(listener)
+        self._fast_path = self._fast_closed = False
         return listener
 
     def unsubscribe(self, listener: Listener) -> None:
         self._listeners.remove(listener)
+        self._fast_path = self._fast and not self._listeners
+        self._fast_closed = self._fast_path and self._state is State.CLOSED
 
     @property
     def state(self) -> State:
@@ -350,6 +383,7 @@ class CircuitBreaker:
     def _transition(self, to: State, now: float, events: list) -> None:
         frm = self._state
         self._state = to
+        self._fast_closed = self._fast_path and to is State.CLOSED
         self._generation += 1
         if self._timer is not None:
             self._timer.cancel()
@@ -427,7 +461,39 @@ class CircuitBreaker:
 
     # -- calling -------------------------------------------------------------------
     def call(self, fn: Callable, *args, **kwargs):
-        """Call ``fn(*args, **kwargs)`` through the breaker (synchronous)."""
+        """Call ``fn(*args, **kwargs)`` through the breaker (synchronous).
+
+        The common case (CLOSED, count window, no listeners, no result predicate) is
+        inlined here, with the same semantics as the general path: the outcome is recorded
+        only if no transition happened meanwhile, and the thresholds are checked whenever
+        they could have been crossed (a failed or slow outcome, or the window just reaching
+        ``minimum_number_of_calls``; otherwise the rates cannot have risen).
+        """
+        if self._fast_closed:
+            generation = self._generation
+            now = self._now
+            start = now()
+            try:
+                result = fn(*args, **kwargs)
+            except Exception as exc:
+                self.on_error(generation, now() - start, exc)
+                raise
+            code = 2 if now() - start > self._slow_threshold else 0
+            with self._lock:
+                if self._generation == generation:
+                    w = self._window
+                    i = w.pos
+                    old = w.codes[i]
+                    if old or code:
+                        w.apply(i, old, code)
+                    w.pos = i + 1 if i + 1 < w.size else 0
+                    if w.calls < w.size:
+                        w.calls += 1
+                        if w.calls == self._minimum:
+                            code = 1  # the window just got enough calls: check it once
+                    if code and w.calls >= self._minimum:
+                        self._check(w, self._minimum, _CLOSED, [])
+            return result
         token = self.acquire_permission()
         clock = self.clock
         start = clock.now()

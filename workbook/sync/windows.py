@@ -29,32 +29,35 @@ class Snapshot:
 
 
 class CountWindow:
-    """The last ``size`` outcomes."""
+    """The last ``size`` outcomes, one byte each: bit 0 failed, bit 1 slow."""
 
-    __slots__ = ("size", "_failed", "_slow", "_pos", "calls", "failed", "slow", "slow_failed")
+    __slots__ = ("size", "codes", "pos", "calls", "failed", "slow", "slow_failed")
 
     def __init__(self, size: int):
         self.size = size
-        self._failed = bytearray(size)
-        self._slow = bytearray(size)
-        self._pos = 0
+        self.codes = bytearray(size)
+        self.pos = 0
         self.calls = self.failed = self.slow = self.slow_failed = 0
 
     def record(self, failed: bool, slow: bool, now: float = 0.0) -> None:
-        i = self._pos
-        if self.calls == self.size:  # evict the oldest outcome
-            of, os_ = self._failed[i], self._slow[i]
-            self.failed -= of
-            self.slow -= os_
-            self.slow_failed -= of & os_
-        else:
+        self.record_code((1 if failed else 0) | (2 if slow else 0))
+
+    def record_code(self, code: int) -> None:
+        """Record an outcome coded as ``failed | slow << 1`` (the breaker's fast path calls this inline)."""
+        i = self.pos
+        if self.calls < self.size:
             self.calls += 1
-        self._failed[i] = failed
-        self._slow[i] = slow
-        self.failed += failed
-        self.slow += slow
-        self.slow_failed += failed and slow
-        self._pos = i + 1 if i + 1 < self.size else 0
+        old = self.codes[i]
+        if old or code:
+            self.apply(i, old, code)
+        self.pos = i + 1 if i + 1 < self.size else 0
+
+    def apply(self, i: int, old: int, code: int) -> None:
+        """Replace the outcome in slot ``i`` (``old``, 0 if the slot was never used) by ``code``."""
+        self.codes[i] = code
+        self.failed += (code & 1) - (old & 1)
+        self.slow += (code >> 1) - (old >> 1)
+        self.slow_failed += (code == 3) - (old == 3)
 
     def slide(self, now: float) -> None:
         """Nothing to do: a count window does not age."""
