@@ -7,7 +7,9 @@ Each exception says *which* component refused or failed and why, so a notebook c
 
 * connection errors (refused, reset) and timeouts: retryable (the request may not have
   arrived, or the server may be briefly overloaded);
-* HTTP 5xx and 429: retryable (429 and 503 may carry ``Retry-After``);
+* HTTP 5xx and 429: retryable (429 and 503 may carry ``Retry-After``); likewise gRPC
+  UNAVAILABLE, RESOURCE_EXHAUSTED and DEADLINE_EXCEEDED (an exception with a boolean
+  ``retryable`` attribute decides for itself);
 * any other 4xx: never (the request itself is wrong; sending it again cannot help);
 * rejections by our own components (open breaker, full bulkhead, exhausted budget,
   expired overall deadline): never (retrying would defeat the component's purpose).
@@ -82,8 +84,9 @@ def is_retryable(exc: BaseException) -> bool:
     """True for connection errors, timeouts (not our overall deadline), 5xx and 429."""
     if isinstance(exc, (ResilienceError,)):
         return False
-    if isinstance(exc, HTTPStatusError):
-        return exc.retryable
+    verdict = getattr(exc, "retryable", None)  # HTTPStatusError, GrpcStatusError
+    if isinstance(verdict, bool):
+        return verdict
     return isinstance(exc, (ConnectionError, TimeoutError))
 
 
