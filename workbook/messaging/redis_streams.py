@@ -64,6 +64,8 @@ class RedisStreamsBroker(Broker):
         self._ids = 0
         self._id_prefix = f"r{id(self) & 0xFFFFFF:06x}{int(time.time() * 1000) % 100000:05d}"
         self.events: list[tuple[float, str, dict]] = []
+        self._partitions: dict[str, int] = {}  # topics never change their partition count: cached
+        self._groups: set[tuple[str, str]] = set()  # groups are never deleted: cached once seen
 
     # -- keys -----------------------------------------------------------------------------------
     def _k(self, kind: str, *parts) -> str:
@@ -88,11 +90,14 @@ class RedisStreamsBroker(Broker):
                                  f"asked for {partitions}")
 
     async def partitions(self, topic: str) -> int:
+        if topic in self._partitions:
+            return self._partitions[topic]
         n = await self.redis.hget(self._k("topics"), topic)
         if n is None:
             check_topic(topic)
             known = ", ".join(sorted(await self.redis.hkeys(self._k("topics")))) or "none"
             raise UnknownTopic(f"topic {topic!r} does not exist (create it first; known topics: {known})")
+        self._partitions[topic] = int(n)
         return int(n)
 
     async def publish(self, topic: str, payload: Any, *, key: str | None = None, kind: str = "event",
@@ -147,14 +152,18 @@ class RedisStreamsBroker(Broker):
 
     async def _check_group(self, topic: str, group: str) -> int:
         n = await self.partitions(topic)
+        if (topic, group) in self._groups:
+            return n
         if not await self.redis.hexists(self._k("g", topic), group):
             known = sorted(await self.redis.hkeys(self._k("g", topic)))
             raise UnknownGroup(f"topic {topic!r} has no consumer group {group!r} (known: {known or 'none'})")
+        self._groups.add((topic, group))
         return n
 
-    async def _live(self, topic: str, group: str) -> list[str]:
+    async def _live(self, topic: str, group: str, members: dict | None = None) -> list[str]:
         """Live members after removing those silent for longer than the session timeout."""
-        members = await self.redis.hgetall(self._k("m", topic, group))
+        if members is None:
+            members = await self.redis.hgetall(self._k("m", topic, group))
         now = self.now()
         dead = [m for m, seen in members.items() if now - float(seen) > self.config.session_timeout]
         if dead:
@@ -178,8 +187,9 @@ class RedisStreamsBroker(Broker):
         await self._check_group(topic, group)
         await self.redis.hset(self._k("m", topic, group), consumer, repr(self.now()))
 
-    async def _owners(self, topic: str, group: str, n: int) -> tuple[dict[int, str], list[str]]:
-        live = await self._live(topic, group)
+    async def _owners(self, topic: str, group: str, n: int, members: dict | None = None
+                      ) -> tuple[dict[int, str], list[str]]:
+        live = await self._live(topic, group, members)
         return ({p: live[p % len(live)] for p in range(n)} if live else {}), live
 
     async def assignment(self, topic: str, group: str) -> dict[str, list[int]]:
@@ -196,16 +206,19 @@ class RedisStreamsBroker(Broker):
         n = await self._check_group(topic, group)
         deadline = time.monotonic() + timeout
         while True:
-            await self.redis.hset(self._k("m", topic, group), consumer, repr(self.now()))
             out = await self._collect(topic, group, consumer, n, max_messages)
             if out or time.monotonic() >= deadline:
                 return out
             await asyncio.sleep(min(self.poll_interval, max(0.0, deadline - time.monotonic())))
 
     async def _collect(self, topic: str, group: str, consumer: str, n: int, max_messages: int) -> list[Delivery]:
-        owners, live = await self._owners(topic, group, n)
+        async with self.redis.pipeline(transaction=False) as pipe:  # one round trip: heartbeat + state
+            pipe.hset(self._k("m", topic, group), consumer, repr(self.now()))
+            pipe.hgetall(self._k("m", topic, group))
+            pipe.hgetall(self._k("k", topic, group))
+            _, members, nacks = await pipe.execute()
+        owners, live = await self._owners(topic, group, n, members)
         vt_ms = self.config.visibility_timeout * 1000
-        nacks = await self.redis.hgetall(self._k("k", topic, group))
         out: list[Delivery] = []
         for p in sorted(q for q, m in owners.items() if m == consumer):
             stream = self._k("s", topic, p)
@@ -247,8 +260,11 @@ class RedisStreamsBroker(Broker):
     async def ack(self, delivery: Delivery) -> bool:
         stream = self._k("s", delivery.topic, delivery.partition)
         eid = _entry_id(delivery.offset)
-        await self.redis.hdel(self._k("k", delivery.topic, delivery.group), f"{delivery.partition}:{eid}")
-        return bool(await self.redis.xack(stream, delivery.group, eid))
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hdel(self._k("k", delivery.topic, delivery.group), f"{delivery.partition}:{eid}")
+            pipe.xack(stream, delivery.group, eid)
+            _, acked = await pipe.execute()
+        return bool(acked)
 
     async def _is_pending(self, delivery: Delivery) -> bool:
         eid = _entry_id(delivery.offset)
