@@ -412,3 +412,31 @@ def check_effectively_once(handler_factory, *, messages: int = 400, crash_rate: 
                                       "and skip the effect when the id is already there)")
     return (f"{head}: {r.messages} messages, {r.crashes} crashes -> {r.lost} lost, {r.duplicated} duplicated"
             + hint)
+
+
+def naive_modes_demo(messages: int = 10, failing: int = 3) -> dict[str, int]:
+    """The seed's broker in each delivery mode, with a handler that fails once on ``failing`` messages.
+
+    Returns handled messages per mode: the same in every mode, because no mode acks,
+    retries or dead-letters: a failed message is simply gone.
+    """
+    from workbook.messaging.naive import NaiveBroker
+
+    async def main():
+        out = {}
+        for mode in DeliveryMode:
+            broker, handled, failed = NaiveBroker(), [], set()
+
+            async def handler(payload):
+                if payload["n"] < failing and payload["n"] not in failed:
+                    failed.add(payload["n"])
+                    raise ConnectionError("ledger briefly unavailable")
+                handled.append(payload["n"])
+
+            broker.subscribe("payments", "ledger", handler)
+            for i in range(messages):
+                await broker.publish("payments", f"p{i}", {"n": i}, delivery_mode=mode.value)
+            out[mode.value] = len(handled)
+        return out
+
+    return run_virtual(main())
