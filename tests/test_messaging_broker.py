@@ -343,3 +343,22 @@ def test_payload_is_copied_not_shared(backend):
         assert d.message.payload == {"items": [1]}
         assert json.dumps(d.message.payload)
     run(backend, body)
+
+
+def test_unknown_group_and_bad_names(backend):
+    from workbook.messaging import UnknownGroup
+
+    async def body(b):
+        await b.create_topic("t", 2)
+        await b.create_group("t", "real")
+        with pytest.raises(UnknownGroup, match=r"topic 't' has no consumer group 'typo' \(known: \['real'\]\)"):
+            await b.join("t", "typo", "c1")
+        with pytest.raises(ValueError, match="consumer name must be a non-empty string"):
+            await b.join("t", "real", "")
+        with pytest.raises(ValueError, match="group name must be a non-empty string"):
+            await b.create_group("t", "")
+        with pytest.raises(ValueError, match="partition of topic 't' \\(2 partitions\\)"):
+            await b.read("t", 5)
+        with pytest.raises(ValueError, match="already exists with 2 partition"):
+            await b.create_topic("t", 3)
+    run(backend, body)

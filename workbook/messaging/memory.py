@@ -163,6 +163,9 @@ class InMemoryBroker(Broker):
             raise UnknownGroup(f"topic {topic!r} has no consumer group {group!r} (known: {known or 'none'})") from None
 
     async def join(self, topic: str, group: str, consumer: str) -> None:
+        if not isinstance(consumer, str) or not consumer:
+            raise ValueError(f"join topic {topic!r}, group {group!r}: consumer name must be a non-empty string, "
+                             f"got {consumer!r}")
         g = self._group(topic, group)
         self._expire(topic, g)
         if consumer in g.members:

@@ -173,6 +173,9 @@ class RedisStreamsBroker(Broker):
         return sorted(m for m in members if m not in dead)
 
     async def join(self, topic: str, group: str, consumer: str) -> None:
+        if not isinstance(consumer, str) or not consumer:
+            raise ValueError(f"join topic {topic!r}, group {group!r}: consumer name must be a non-empty string, "
+                             f"got {consumer!r}")
         await self._check_group(topic, group)
         await self._live(topic, group)
         if not await self.redis.hsetnx(self._k("m", topic, group), consumer, repr(self.now())):
