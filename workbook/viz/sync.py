@@ -204,5 +204,4 @@ def live_breaker_widget(breaker, *, title: str = "Real service: breaker state as
                 fig.data[i].y = tuple(fig.data[i].y) + (counts[name],)
 
     breaker.subscribe(on_event)
-    fig.counts = counts
     return fig
