@@ -44,7 +44,7 @@ def crash_table_redis(url: str) -> list:
     cfg = BrokerConfig(visibility_timeout=1.0, session_timeout=0.3, max_deliveries=10)
     out = []
     for m in DeliveryMode:
-        async def main():
+        async def main(m=m):
             b = RedisStreamsBroker(url, cfg, prefix=f"crash-{m.value}")
             try:
                 return await crash_run(b, m, messages=CRASH_MESSAGES, consumers=4, crash_rate=CRASH_RATE,
@@ -152,7 +152,8 @@ def run() -> str:
     if redis_rows:
         lines += [f"| Redis Streams backend, max_in_flight=100 | {_rate(REDIS_N, ours100[0])} | "
                   f"{_rate(REDIS_N, ours100[1])} |",
-                  f"| Redis Streams backend, max_in_flight=1 | {_rate(REDIS_N, ours1[0])} | {_rate(REDIS_N, ours1[1])} |",
+                  f"| Redis Streams backend, max_in_flight=1 | {_rate(REDIS_N, ours1[0])} | "
+                  f"{_rate(REDIS_N, ours1[1])} |",
                   f"| plain redis-py XADD / XREADGROUP COUNT 100 + XACK | {_rate(REDIS_N, plain[0])} | "
                   f"{_rate(REDIS_N, plain[1])} |", "",
                   f"Backend cost against the plain loop: publish {plain[0] / ours100[0]:.2f}x, consume "

@@ -274,7 +274,8 @@ class SQLiteEventStore(EventStore):
         return actual + len(events)
 
     def _version(self, stream):
-        return self.conn.execute("SELECT COALESCE(MAX(version), 0) FROM events WHERE stream = ?", (stream,)).fetchone()[0]
+        row = self.conn.execute("SELECT COALESCE(MAX(version), 0) FROM events WHERE stream = ?", (stream,)).fetchone()
+        return row[0]
 
     def version(self, stream):
         return self._version(_check_stream(stream))

@@ -427,7 +427,7 @@ def naive_modes_demo(messages: int = 10, failing: int = 3) -> dict[str, int]:
         for mode in DeliveryMode:
             broker, handled, failed = NaiveBroker(), [], set()
 
-            async def handler(payload):
+            async def handler(payload, handled=handled, failed=failed):
                 if payload["n"] < failing and payload["n"] not in failed:
                     failed.add(payload["n"])
                     raise ConnectionError("ledger briefly unavailable")

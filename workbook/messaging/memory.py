@@ -139,7 +139,8 @@ class InMemoryBroker(Broker):
         if not isinstance(group, str) or not group:
             raise ValueError(f"create_group on topic {topic!r}: group name must be a non-empty string, got {group!r}")
         if start not in ("earliest", "latest"):
-            raise ValueError(f"create_group {group!r} on {topic!r}: start must be 'earliest' or 'latest', got {start!r}")
+            raise ValueError(f"create_group {group!r} on {topic!r}: start must be 'earliest' or 'latest', "
+                             f"got {start!r}")
         if (topic, group) in self._groups:
             if exist_ok:
                 return
@@ -256,7 +257,8 @@ class InMemoryBroker(Broker):
                 pend = cur.pending[off]
                 if pend.attempt >= self.config.max_deliveries:
                     reason = pend.reason or f"not acknowledged within {self.config.visibility_timeout:g}s"
-                    await self._dead_letter(topic, g, p, off, f"{reason} (after {pend.attempt} deliveries)", pend.attempt)
+                    await self._dead_letter(topic, g, p, off, f"{reason} (after {pend.attempt} deliveries)",
+                                            pend.attempt)
                     continue
                 redelivered = True
                 if len(out) >= max_messages:

@@ -94,8 +94,11 @@ def make_participants(seed: int = 0, *, transient_rate: float = 0.0, careful: bo
                            careful=careful) for n in STEPS}
 
 
+STEP_RETRY = Retry(attempts=3, delay=0.1)
+
+
 def order_saga_definition(participants: dict[str, Participant], *, timeout: float = 1.0,
-                          retry: Retry = Retry(attempts=3, delay=0.1)) -> SagaDefinition:
+                          retry: Retry = STEP_RETRY) -> SagaDefinition:
     return SagaDefinition("order", tuple(Step(n, participants[n].act, participants[n].compensate, timeout, retry)
                                          for n in STEPS))
 

@@ -138,14 +138,16 @@ class RedisStreamsBroker(Broker):
         if not isinstance(group, str) or not group:
             raise ValueError(f"create_group on topic {topic!r}: group name must be a non-empty string, got {group!r}")
         if start not in ("earliest", "latest"):
-            raise ValueError(f"create_group {group!r} on {topic!r}: start must be 'earliest' or 'latest', got {start!r}")
+            raise ValueError(f"create_group {group!r} on {topic!r}: start must be 'earliest' or 'latest', "
+                             f"got {start!r}")
         if not await self.redis.hsetnx(self._k("g", topic), group, repr(self.now())):
             if exist_ok:
                 return
             members = sorted(await self.redis.hkeys(self._k("m", topic, group)))
             raise GroupExists(f"topic {topic!r}: consumer group {group!r} already exists (members: "
                               f"{members or 'none'}); two services sharing a group name would split each other's "
-                              "messages: pick another name, or pass exist_ok=True to join the existing group on purpose")
+                              "messages: pick another name, or pass exist_ok=True to join the existing group "
+                              "on purpose")
         for p in range(n):
             await self.redis.xgroup_create(self._k("s", topic, p), group, id="0" if start == "earliest" else "$",
                                            mkstream=True)
