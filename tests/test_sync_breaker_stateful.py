@@ -1,10 +1,13 @@
 """Hypothesis stateful test: the breaker against a small reference model of its states.
 
 The model is written from resilience4j's documentation, as plainly as possible (a list of
-outcomes sliced to the window size, no ring buffer, no generations); hypothesis drives
+outcomes sliced to the last N calls, or filtered to the last N whole seconds for the
+time-based window; no ring buffer, no buckets, no generations); hypothesis drives
 both with the same random calls, completions (held calls may finish out of order and
 late) and clock jumps, and checks they agree on every permission and every state.
 """
+
+import math
 
 from hypothesis import settings
 from hypothesis import strategies as st
@@ -18,7 +21,8 @@ FAIL_T, SLOW_T, SLOW_DURATION = 60.0, 80.0, 1.0
 
 
 class Model:
-    def __init__(self):
+    def __init__(self, time_based=False):
+        self.time_based = time_based
         self.state = "CLOSED"
         self.outcomes = []  # (failed, slow) of calls permitted in the current CLOSED period
         self.trials = []
@@ -54,12 +58,26 @@ class Model:
             return self.period
         return None
 
+    def window_counts(self, now):
+        """(calls, failed, slow) in the CLOSED window as seen at ``now``."""
+        if self.time_based:
+            window = [(f, s) for t, f, s in self.outcomes if t > math.floor(now) - WINDOW]
+        else:
+            window = self.outcomes
+        return len(window), sum(f for f, _ in window), sum(s for _, s in window)
+
     def finish(self, period, failed, slow, now):
         if period != self.period:
             return
         if self.state == "CLOSED":
-            self.outcomes = (self.outcomes + [(failed, slow)])[-WINDOW:]
-            if len(self.outcomes) >= MINIMUM and self._exceeded(self.outcomes):
+            if self.time_based:  # the calls of the last WINDOW whole seconds
+                self.outcomes = [o for o in self.outcomes + [(math.floor(now), failed, slow)]
+                                 if o[0] > math.floor(now) - WINDOW]
+                window = [(f, s) for _, f, s in self.outcomes]
+            else:  # the last WINDOW calls
+                self.outcomes = (self.outcomes + [(failed, slow)])[-WINDOW:]
+                window = self.outcomes
+            if len(window) >= MINIMUM and self._exceeded(window):
                 self._go("OPEN", now)
         elif self.state == "HALF_OPEN":
             self.trials.append((failed, slow))
@@ -68,15 +86,18 @@ class Model:
 
 
 class BreakerVsModel(RuleBasedStateMachine):
+    TIME_BASED = False
+
     def __init__(self):
         super().__init__()
         self.clock = ManualClock()
         self.breaker = CircuitBreaker(
-            "under-test", clock=self.clock, sliding_window_size=WINDOW, minimum_number_of_calls=MINIMUM,
+            "under-test", clock=self.clock, sliding_window_size=WINDOW,
+            sliding_window_type="TIME_BASED" if self.TIME_BASED else "COUNT_BASED", minimum_number_of_calls=MINIMUM,
             permitted_number_of_calls_in_half_open_state=PERMITTED, wait_duration_in_open_state=WAIT,
             wait_interval_multiplier=MULT, max_wait_duration_in_open_state=CAP, failure_rate_threshold=FAIL_T,
             slow_call_rate_threshold=SLOW_T, slow_call_duration_threshold=SLOW_DURATION)
-        self.model = Model()
+        self.model = Model(self.TIME_BASED)
         self.held = []  # (breaker token, model period)
 
     @rule()
@@ -101,7 +122,7 @@ class BreakerVsModel(RuleBasedStateMachine):
             self.breaker.on_success(token, duration, "ok")
         self.model.finish(period, failed, slow, self.clock.now())
 
-    @rule(dt=st.sampled_from([0.5, 3.0, 10.0, 20.0, 40.0]))
+    @rule(dt=st.sampled_from([0.3, 0.5, 1.0, 3.0, 10.0, 20.0, 40.0]))
     def advance(self, dt):
         self.clock.advance(dt)
 
@@ -110,11 +131,23 @@ class BreakerVsModel(RuleBasedStateMachine):
         assert self.breaker.state.value == self.model.state
 
     @invariant()
+    def same_window_while_closed(self):
+        if self.model.state == "CLOSED":
+            m = self.breaker.metrics()
+            assert (m.calls, m.failed, m.slow) == self.model.window_counts(self.clock.now())
+
+    @invariant()
     def trials_never_exceed_the_limit(self):
         if self.model.state == "HALF_OPEN":
             in_flight = sum(1 for _, p in self.held if p == self.model.period)
             assert in_flight + len(self.model.trials) <= PERMITTED
 
 
-BreakerVsModel.TestCase.settings = settings(max_examples=150, stateful_step_count=60, deadline=None)
+class TimeBreakerVsModel(BreakerVsModel):
+    TIME_BASED = True
+
+
+for machine in (BreakerVsModel, TimeBreakerVsModel):
+    machine.TestCase.settings = settings(max_examples=150, stateful_step_count=60, deadline=None)
 TestBreakerVsModel = BreakerVsModel.TestCase
+TestTimeBreakerVsModel = TimeBreakerVsModel.TestCase

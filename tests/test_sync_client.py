@@ -161,3 +161,30 @@ def test_deadline_header_absent_without_deadline():
     body = run(main())
     assert body["deadline_ms"] is None and len(body["correlation_id"]) == 36
     assert DEADLINE_HEADER.startswith("x-")
+
+
+def test_live_driver_changes_faults_and_follows_the_breaker():
+    from workbook.core.clock import ManualClock
+    from workbook.sync.live import DEMO_PLAN, drive
+
+    async def main():
+        async with serve(make_demo_app("inventory")) as (url,):
+            async with aiohttp.ClientSession() as session:
+                client = ServiceClient(session, {"inventory": url})
+                clock = ManualClock()  # the pause before the last step advances it past the wait in OPEN
+                breaker = CircuitBreaker("live", clock=clock, sliding_window_size=10, minimum_number_of_calls=10,
+                                         wait_duration_in_open_state=2.0, permitted_number_of_calls_in_half_open_state=3)
+                seen = []
+                run_ = await drive(client, breaker, DEMO_PLAN, on_call=lambda *a: seen.append(a))
+                return run_, seen, clock.sleeps
+
+    live, seen, sleeps = run(main())
+    by_step = {}
+    for step, outcome, _ in live.calls:
+        by_step.setdefault(step, []).append(outcome)
+    assert by_step["healthy"] == ["ok"] * 10
+    assert by_step["failing"] == ["failed"] * 5 + ["rejected"] * 15  # 5 of 10 = 50 % -> OPEN
+    assert by_step["recovered, before the wait in OPEN ends"] == ["rejected"] * 5
+    assert by_step["recovered, after the wait"] == ["ok"] * 10
+    assert live.transitions == [("CLOSED", "OPEN"), ("OPEN", "HALF_OPEN"), ("HALF_OPEN", "CLOSED")]
+    assert seen == live.calls and sleeps == [2.2]

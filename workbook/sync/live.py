@@ -1,8 +1,9 @@
 """Drive the real demo service through a breaker, step by step, changing its faults as it runs.
 
-``await drive(client, breaker, plan, admin_url)`` runs each ``Step`` in turn: it POSTs the
-step's faults to the service's admin endpoint, optionally pauses (real time, e.g. to let
-the breaker's wait in OPEN pass), then sends ``requests`` calls one after another through
+``await drive(client, breaker, plan)`` runs each ``Step`` in turn: it POSTs the step's
+faults to the service's admin endpoint, optionally pauses through the breaker's clock
+(real time with the default clock, instant with a ``ManualClock``), e.g. to let the
+breaker's wait in OPEN pass, then sends ``requests`` calls one after another through
 the breaker. The result lists every call's outcome and the breaker's state after it;
 with error rates of 0 or 1 the sequence of outcomes and states does not depend on timing,
 so a notebook can print it as a checked output.
@@ -10,7 +11,6 @@ so a notebook can print it as a checked output.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 
 from workbook.sync.errors import CallNotPermittedError, HTTPStatusError
@@ -40,15 +40,13 @@ DEMO_PLAN = (
     Step("healthy", {"error_rate": 0.0, "hang": False}, 10),
     Step("failing", {"error_rate": 1.0}, 20),
     Step("recovered, before the wait in OPEN ends", {"error_rate": 0.0}, 5),
-    Step("recovered, after the wait", {"error_rate": 0.0}, 10, pause=1.2),
+    Step("recovered, after the wait", {"error_rate": 0.0}, 10, pause=2.2),
 )
 
 
 async def drive(client, breaker, plan=DEMO_PLAN, *, service: str = "inventory", path: str = "/stock/apple",
                 on_call=None) -> LiveRun:
     """Run ``plan`` against ``service``; ``on_call(step, outcome, state)`` after every call."""
-    import asyncio
-
     run = LiveRun()
 
     def on_event(event):
@@ -64,9 +62,7 @@ async def drive(client, breaker, plan=DEMO_PLAN, *, service: str = "inventory", 
                     raise ValueError(f"step {step.label!r}: the admin endpoint refused {step.faults}: "
                                      f"{await resp.text()}")
             if step.pause:
-                deadline = time.monotonic() + step.pause
-                while time.monotonic() < deadline:
-                    await asyncio.sleep(0.05)
+                await breaker.clock.sleep(step.pause)
             for _ in range(step.requests):
                 try:
                     await breaker.call_async(client.get, service, path)
