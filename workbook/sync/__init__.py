@@ -1,11 +1,16 @@
 """Chapter 2: synchronous communication and resilience.
 
 Pattern modules (no plotting imports): ``breaker`` (resilience4j-style circuit breaker),
-``naive_breaker`` (the seed's consecutive-failure breaker, for comparison), ``windows``,
-``backoff``, ``retry``, ``budget``, ``deadline`` (per-try and overall timeouts, deadline
-propagation), ``bulkhead``, ``fallback``, ``hedge``, ``pipeline`` (their composition),
-``client`` and ``demo_service`` (aiohttp), ``grpc_demo`` (the same operation over gRPC),
-``experiments`` (virtual-time experiments with verdicts).
+``naive_breaker`` (the seed's consecutive-failure breaker, for comparison), ``windows``
+(count- and time-based sliding windows), ``backoff``, ``retry``, ``budget``, ``deadline``
+(per-try and overall timeouts, deadline propagation), ``bulkhead``, ``fallback``,
+``hedge``, ``pipeline`` (their composition, in a documented order), ``errors`` (what is
+retryable). Around them: ``context`` (correlation id, user, tenant), ``client`` and
+``demo_service`` (aiohttp), ``live`` (drives the demo service through a breaker),
+``grpc_demo`` + ``inventory.proto`` (the same operation over gRPC), ``protocols`` (REST
+against gRPC, measured), ``simcall`` and ``experiments`` (virtual-time experiments with
+verdicts). Only the pattern modules are imported here; the aiohttp and gRPC ones are
+imported on use.
 """
 
 from workbook.sync.backoff import Backoff
