@@ -225,3 +225,24 @@ def test_pipeline_overall_deadline_bounds_retries_and_reaches_the_call():
     # tries start at 0, 0.9 (0.4 s try + 0.5 s wait) and 1.8, seeing 2.0, 1.1 and 0.2 s left;
     # the third is cut by the deadline at t=2.0 and the fallback answers
     assert seen == [2.0, 1.1, 0.2] and result == "DeadlineExceededError" and end == pytest.approx(2.0)
+
+
+def test_pipeline_hedges_each_ask_the_breaker_and_the_loser_is_not_recorded():
+    async def main():
+        breaker = CircuitBreaker("svc", sliding_window_size=10, minimum_number_of_calls=10)
+        rec = EventRecorder()
+        breaker.subscribe(rec)
+        delays = iter([5.0, 0.05])
+
+        async def call():
+            await asyncio.sleep(next(delays))
+            return "answer"
+
+        hedge = Hedge(delay=0.1)
+        result = await Pipeline(hedge=hedge, bulkhead=Bulkhead(2), breaker=breaker).call_async(call)
+        return result, rec.kinds(), hedge.sent, breaker.metrics().calls, asyncio.get_running_loop().time()
+
+    result, kinds, sent, recorded, end = run_virtual(main())
+    # two tries went through the breaker; the slow one was cancelled: one outcome recorded
+    assert result == "answer" and sent == 2 and kinds == ["success"] and recorded == 1
+    assert end == pytest.approx(0.15)

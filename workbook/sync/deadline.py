@@ -11,6 +11,9 @@ done.
 
 Nested scopes keep the *earlier* deadline: an inner overall timeout cannot extend the
 caller's.
+
+Timeouts fire on the event loop's timers (``asyncio.timeout``), so the deadline's
+``clock`` must be the loop's (the default ``LoopClock``; virtual under ``run_virtual``).
 """
 
 from __future__ import annotations
