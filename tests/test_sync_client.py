@@ -118,7 +118,7 @@ def test_pipeline_over_real_service_opens_breaker_and_times_out_hangs():
                 breaker = CircuitBreaker("inventory", sliding_window_size=4, minimum_number_of_calls=4,
                                          wait_duration_in_open_state=60)
                 pipeline = Pipeline(retry=Retry(2, Backoff(0.001, 1, 0.001, "none")), breaker=breaker,
-                                    per_try_timeout=Timeout(0.2))
+                                    per_try_timeout=Timeout(0.05))
                 client = ServiceClient(session, {"inventory": url}, pipelines={"inventory": pipeline})
                 await set_faults(session, url, hang=True)
                 outcomes = []
