@@ -33,8 +33,9 @@ reported to listeners but cannot count as a half-open trial).
 
 Invariants: in HALF_OPEN, at most ``permitted_number_of_calls_in_half_open_state`` calls
 are in flight or finished per half-open period; a rejected call never reaches the callee;
-every call ends in exactly one outcome event (success, error, ignored_error or
-not_permitted); every state change emits one ``state_transition`` event.
+every call that returns or raises ends in exactly one outcome event (success, error,
+ignored_error or not_permitted; a cancelled call only frees its slot); every state change
+emits one ``state_transition`` event.
 """
 
 from __future__ import annotations
