@@ -246,3 +246,50 @@ def test_pipeline_hedges_each_ask_the_breaker_and_the_loser_is_not_recorded():
     # two tries went through the breaker; the slow one was cancelled: one outcome recorded
     assert result == "answer" and sent == 2 and kinds == ["success"] and recorded == 1
     assert end == pytest.approx(0.15)
+
+
+def test_bulkhead_for_threads_limits_concurrency_and_rejects_without_waiting():
+    import threading
+
+    bulkhead = Bulkhead(max_concurrent_calls=3, max_wait_duration=0)
+    inside, release = threading.Barrier(4), threading.Event()
+
+    def hold():
+        inside.wait(5)
+        release.wait(5)
+        return "done"
+
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(bulkhead.call(hold))) for _ in range(3)]
+    for t in threads:
+        t.start()
+    inside.wait(5)  # all three are inside: the bulkhead is full
+    with pytest.raises(BulkheadFullError):
+        bulkhead.call(lambda: "never")
+    assert bulkhead.in_use == 3 and bulkhead.rejected == 1
+    release.set()
+    for t in threads:
+        t.join(5)
+    assert results == ["done"] * 3
+    assert bulkhead.in_use == 0 and bulkhead.max_in_use == 3
+    assert bulkhead.call(lambda: "free again") == "free again"
+
+
+def test_bulkhead_for_threads_waits_for_a_slot_when_allowed():
+    import threading
+
+    bulkhead = Bulkhead(max_concurrent_calls=1, max_wait_duration=5)
+    entered, release = threading.Event(), threading.Event()
+
+    def hold():
+        entered.set()
+        release.wait(5)
+        return "first"
+
+    first = threading.Thread(target=bulkhead.call, args=(hold,))
+    first.start()
+    entered.wait(5)
+    threading.Timer(0.05, release.set).start()  # frees the slot while the second caller waits
+    assert bulkhead.call(lambda: "second") == "second"
+    first.join(5)
+    assert bulkhead.rejected == 0 and bulkhead.max_in_use == 1

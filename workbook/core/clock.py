@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from asyncio import _get_running_loop  # public in asyncio.events; re-exported by asyncio
 from typing import Protocol, runtime_checkable
 
 
@@ -25,6 +26,10 @@ class Clock(Protocol):
 
     async def sleep(self, delay: float) -> None: ...
 
+    def sleep_sync(self, delay: float) -> None:
+        """Wait ``delay`` seconds for a synchronous caller (which has no loop to yield to)."""
+        ...
+
 
 class WallClock:
     """Real monotonic time."""
@@ -34,6 +39,9 @@ class WallClock:
 
     async def sleep(self, delay: float) -> None:
         await asyncio.sleep(delay)
+
+    def sleep_sync(self, delay: float) -> None:
+        time.sleep(delay)
 
     def __repr__(self):
         return "WallClock()"
@@ -47,13 +55,15 @@ class LoopClock:
     """
 
     def now(self) -> float:
-        try:
-            return asyncio.get_running_loop().time()
-        except RuntimeError:
-            return time.monotonic()
+        loop = _get_running_loop()  # None outside a loop: cheaper than catching RuntimeError
+        return time.monotonic() if loop is None else loop.time()
 
     async def sleep(self, delay: float) -> None:
         await asyncio.sleep(delay)
+
+    def sleep_sync(self, delay: float) -> None:
+        """A synchronous caller cannot yield to the loop, virtual or not: this waits for real."""
+        time.sleep(delay)
 
     def __repr__(self):
         return "LoopClock()"
@@ -76,9 +86,12 @@ class ManualClock:
         return self._now
 
     async def sleep(self, delay: float) -> None:
+        self.sleep_sync(delay)
+        await asyncio.sleep(0)
+
+    def sleep_sync(self, delay: float) -> None:
         self.sleeps.append(delay)
         self.advance(max(0.0, delay))
-        await asyncio.sleep(0)
 
     def __repr__(self):
         return f"ManualClock(now={self._now})"

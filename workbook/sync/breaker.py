@@ -56,12 +56,6 @@ from workbook.sync.errors import CallNotPermittedError
 from workbook.sync.windows import CountWindow, Snapshot, TimeWindow, snapshot
 
 
-def _loop_now() -> float:
-    """``LoopClock().now()`` without the exception outside a loop."""
-    loop = asyncio._get_running_loop()
-    return time.monotonic() if loop is None else loop.time()
-
-
 class State(str, enum.Enum):
     CLOSED = "CLOSED"
     OPEN = "OPEN"
@@ -227,13 +221,9 @@ class CircuitBreaker:
     @clock.setter
     def clock(self, clock) -> None:
         self._clock = clock
-        # WallClock.now is time.monotonic and LoopClock.now is the running loop's time (else
-        # time.monotonic); binding equivalents directly saves a call (and, for LoopClock
-        # outside a loop, a raised RuntimeError) on the fast path
+        # WallClock.now is time.monotonic: binding it directly saves a call on the fast path
         if type(clock) is WallClock:
             self._now = time.monotonic
-        elif type(clock) is LoopClock:
-            self._now = _loop_now
         else:
             self._now = clock.now
 

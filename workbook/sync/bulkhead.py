@@ -7,11 +7,17 @@ for healthy downstreams.
 
 Invariant: ``in_use <= max_concurrent_calls`` at every instant; ``max_in_use`` records the
 highest value seen (what the concurrency tests check).
+
+Async callers (``call_async``) share an asyncio semaphore; threads (``call``) share a
+threading semaphore, whose waits are real time (a blocked thread cannot wait virtually)
+and not strictly FIFO. Use one bulkhead for one kind of caller: the two limits are
+counted apart.
 """
 
 from __future__ import annotations
 
 import asyncio
+import threading
 
 from workbook.core.params import check_int, check_number
 from workbook.sync.errors import BulkheadFullError
@@ -23,6 +29,8 @@ class Bulkhead:
         self.max_concurrent_calls = check_int("max_concurrent_calls", max_concurrent_calls, minimum=1)
         self.max_wait_duration = check_number("max_wait_duration", max_wait_duration, minimum=0)
         self._sem: asyncio.Semaphore | None = None
+        self._thread_sem = threading.BoundedSemaphore(self.max_concurrent_calls)
+        self._lock = threading.Lock()
         self.in_use = 0
         self.max_in_use = 0
         self.rejected = 0
@@ -52,7 +60,8 @@ class Bulkhead:
         self._sem.release()
 
     def _reject(self):
-        self.rejected += 1
+        with self._lock:
+            self.rejected += 1
         raise BulkheadFullError(self.name, self.max_concurrent_calls, self.max_wait_duration)
 
     async def call_async(self, fn, *args, **kwargs):
@@ -61,3 +70,19 @@ class Bulkhead:
             return await fn(*args, **kwargs)
         finally:
             self.release()
+
+    def call(self, fn, *args, **kwargs):
+        """Call ``fn`` from a thread, within the limit; wait up to ``max_wait_duration`` for a slot."""
+        sem = self._thread_sem
+        if not sem.acquire(blocking=False):
+            if self.max_wait_duration == 0 or not sem.acquire(timeout=self.max_wait_duration):
+                self._reject()
+        with self._lock:
+            self.in_use += 1
+            self.max_in_use = max(self.max_in_use, self.in_use)
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            with self._lock:
+                self.in_use -= 1
+            sem.release()

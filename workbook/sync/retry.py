@@ -19,7 +19,6 @@ sequence of waits from ``clock.sleeps``; under ``run_virtual`` it is virtual tim
 from __future__ import annotations
 
 import random
-import time
 from collections.abc import Callable
 
 from workbook.core.clock import LoopClock
@@ -86,8 +85,8 @@ class Retry:
             attempt += 1
 
     def call(self, fn, *args, **kwargs):
-        """Call ``fn`` synchronously; waits use ``ManualClock.advance`` if the clock is manual,
-        else ``time.sleep`` (real time: a synchronous caller has no other way to wait)."""
+        """Call ``fn`` synchronously; waits go through ``clock.sleep_sync`` (a ManualClock
+        records and advances; real clocks block: a synchronous caller has no other way to wait)."""
         self.calls += 1
         if self.budget is not None:
             self.budget.record_request()
@@ -99,9 +98,5 @@ class Retry:
                 wait = self._next_wait(attempt, exc)
                 if wait is None:
                     raise
-            if hasattr(self.clock, "advance"):
-                self.clock.sleeps.append(wait)
-                self.clock.advance(wait)
-            else:
-                time.sleep(wait)
+            self.clock.sleep_sync(wait)
             attempt += 1
