@@ -126,3 +126,15 @@ def test_exercise_checker_accepts_the_right_answer_only(capsys):
         assert check_fanout_answer(wrong) is False
     out = capsys.readouterr().out
     assert "Too small" in out and "Too large" in out and "No answer yet" in out and "Not an answer" in out
+
+
+def test_each_quantile_falls_off_the_cliff_at_the_predicted_fanout():
+    from workbook.tour.tail import fanout_where_quantile_stalls
+
+    assert [fanout_where_quantile_stalls(q, 0.01) for q in (0.5, 0.9, 0.99)] == [69, 11, 2]
+    dist = tail_distribution("bimodal", 10, p_slow=0.01, slow_ms=1000)
+    below, above = fanout_experiment([4, 30], requests=2000, service_time=dist, seed=5)
+    assert below.p90_ms < 100 < above.p90_ms  # p90 stalls from k = 11 on
+    assert below.p50_ms < 100 and above.p50_ms < 100  # p50 only from k = 69
+    with pytest.raises(ValueError):
+        fanout_where_quantile_stalls(1.5, 0.01)

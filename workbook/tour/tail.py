@@ -44,11 +44,28 @@ def slow_share_theory(k: int, p_slow: float) -> float:
     return 1 - (1 - p_slow) ** k
 
 
+def fanout_where_quantile_stalls(q: float, p_slow: float) -> int:
+    """The smallest k at which the q-quantile of a k-way fan-out is a stall.
+
+    The q-quantile is a stall once more than a share 1 - q of requests meet one:
+    1 - (1 - p)^k > 1 - q, i.e. k > ln(q) / ln(1 - p).
+    """
+    if not 0 < q < 1 or not 0 < p_slow < 1:
+        raise ValueError("q and p_slow must be in (0, 1)")
+    k = max(1, math.floor(math.log(q) / math.log(1 - p_slow)))
+    while k > 1 and slow_share_theory(k - 1, p_slow) > 1 - q:
+        k -= 1
+    while slow_share_theory(k, p_slow) <= 1 - q:
+        k += 1
+    return k
+
+
 @dataclass(frozen=True)
 class FanoutResult:
     k: int
     requests: int
     p50_ms: float
+    p90_ms: float
     p99_ms: float
     slow_share: float  # measured share of requests slower than the threshold
 
@@ -106,7 +123,8 @@ def fanout_experiment(
             latencies.append((loop.time() - start) * 1000)
         latencies.sort()
         slow = sum(1 for v in latencies if v > slow_threshold_ms) / requests
-        return FanoutResult(k, requests, round(quantile(latencies, 0.50), 3), round(quantile(latencies, 0.99), 3), slow)
+        q = {p: round(quantile(latencies, p), 3) for p in (0.50, 0.90, 0.99)}
+        return FanoutResult(k, requests, q[0.50], q[0.90], q[0.99], slow)
 
     async def main():
         return [await run_one_k(k) for k in ks]

@@ -18,20 +18,44 @@ MODE_DASH = {"sync": "solid", "async": "dash", "data": "dot"}
 def layout(arch: Architecture, kind: str = "layered", seed: int = 0) -> dict[str, tuple[float, float]]:
     """Node positions, rounded so figures compare equal across runs and machines.
 
-    ``layered`` puts clients on top and infrastructure at the bottom (networkx's
-    multipartite layout); ``spring`` is a force-directed layout seeded with ``seed``.
+    ``layered`` puts clients on top and infrastructure at the bottom (see
+    ``layered_positions``); ``spring`` is networkx's force-directed layout, seeded with ``seed``.
     """
     g = arch.graph
     if kind == "layered":
-        for node, data in g.nodes(data=True):
-            data["layer"] = LAYER[data["kind"]]
-        pos = nx.multipartite_layout(g, subset_key="layer", align="horizontal")
-        pos = {n: (x, -y) for n, (x, y) in pos.items()}
+        pos = layered_positions(arch)
     elif kind == "spring":
         pos = nx.spring_layout(g, seed=seed)
     else:
         raise ValueError(f"layout kind {kind!r}: expected 'layered' or 'spring'")
     return {n: (round(float(x), 4), round(float(y), 4)) for n, (x, y) in pos.items()}
+
+
+def layered_positions(arch: Architecture) -> dict[str, tuple[float, float]]:
+    """Clients on top, then the edge, services, their stores, infrastructure at the bottom.
+
+    Within a layer nodes keep the file's order, except that a database or cache sits
+    under the first service that uses it, so each service's database is right below it.
+    """
+    g = arch.graph
+    layers: dict[int, list[str]] = {}
+    for node, data in g.nodes(data=True):
+        layers.setdefault(LAYER[data["kind"]], []).append(node)
+    services = layers.get(LAYER["service"], [])
+
+    def owner_rank(store):
+        users = [services.index(u) for u in g.predecessors(store) if u in services]
+        return (min(users) if users else len(services), 0 if g.nodes[store]["kind"] == "database" else 1)
+
+    if LAYER["database"] in layers:
+        layers[LAYER["database"]].sort(key=owner_rank)
+    width = max(len(nodes) for nodes in layers.values())
+    pos = {}
+    for layer, nodes in layers.items():
+        step = width / len(nodes)
+        for i, node in enumerate(nodes):
+            pos[node] = ((i + 0.5) * step / width, -layer / max(layers))
+    return pos
 
 
 def highlight_roles(arch: Architecture, selected: str | None) -> dict[str, str]:
@@ -87,7 +111,8 @@ def architecture_figure(arch: Architecture, selected: str | None = None, *, kind
         marker=dict(size=[22 if roles[n] != "other" else 16 for n, _ in nodes], color=colours,
                     line=dict(width=1, color="#333")),
     ))
-    title = arch.name if selected is None else f"{arch.name}: {selected} calls green, is called by orange"
+    title = arch.name if selected is None else (
+        f"{arch.name}: {selected} calls green, is called by orange (purple: both)")
     fig.update_layout(title=title, height=560, margin=dict(l=10, r=10, t=50, b=10),
                       xaxis=dict(visible=False), yaxis=dict(visible=False), legend=dict(orientation="h"))
     return fig
@@ -121,11 +146,11 @@ def architecture_explorer(arch: Architecture, initial: str = "order-service"):
 
 
 def tail_figure(results, p_slow: float | None = None) -> go.Figure:
-    """p50 and p99 of the end-to-end latency against fan-out k (log-log)."""
+    """p50, p90 and p99 of the end-to-end latency against fan-out k (log-log)."""
     ks = [r.k for r in results]
     fig = go.Figure()
-    fig.add_trace(go.Scatter(x=ks, y=[r.p50_ms for r in results], mode="lines+markers", name="p50"))
-    fig.add_trace(go.Scatter(x=ks, y=[r.p99_ms for r in results], mode="lines+markers", name="p99"))
+    for name in ("p50", "p90", "p99"):
+        fig.add_trace(go.Scatter(x=ks, y=[getattr(r, f"{name}_ms") for r in results], mode="lines+markers", name=name))
     fig.update_layout(
         title="The tail at scale: latency of a request fanning out to k backends",
         xaxis=dict(title="fan-out k (backends per request)", type="log"),
