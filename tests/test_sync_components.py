@@ -80,6 +80,34 @@ def test_per_try_timeout_and_overall_deadline():
     assert out[1] == ("deadline", 1.0, "DeadlineExceededError")
 
 
+def test_a_timeout_raised_by_the_callee_is_not_taken_for_our_own():
+    """A socket timeout after 0.1 s (retryable) must not become a PerTryTimeoutError, let
+    alone a DeadlineExceededError (never retried) while 1.9 s of the deadline remain."""
+    class SocketTimeout(TimeoutError):
+        pass
+
+    async def callee():
+        await asyncio.sleep(0.1)
+        raise SocketTimeout("read timed out")
+
+    async def main():
+        per_try, out = Timeout(5.0), []
+        for call in (lambda: per_try.call_async(callee), lambda: OverallTimeout(5.0).call_async(callee)):
+            try:
+                await call()
+            except TimeoutError as e:
+                out.append(type(e).__name__)
+        with deadline_scope(Deadline.after(2.0)):  # the per-try limit is cut by the deadline
+            try:
+                await per_try.call_async(callee)
+            except TimeoutError as e:
+                out.append(type(e).__name__)
+        return out, per_try.fired
+
+    out, fired = run_virtual(main())
+    assert out == ["SocketTimeout"] * 3 and fired == 0
+
+
 def test_remaining_deadline_goes_into_the_header_and_nested_scope_keeps_earlier():
     async def main():
         seen = []

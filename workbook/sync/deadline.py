@@ -14,6 +14,9 @@ caller's.
 
 Timeouts fire on the event loop's timers (``asyncio.timeout``), so the deadline's
 ``clock`` must be the loop's (the default ``LoopClock``; virtual under ``run_virtual``).
+Only a timeout that *this* layer fired is translated (``PerTryTimeoutError`` /
+``DeadlineExceededError``); a ``TimeoutError`` raised by the callee itself (a socket
+timeout, an inner layer's limit) passes through unchanged, so its retryability is kept.
 """
 
 from __future__ import annotations
@@ -108,12 +111,13 @@ class Timeout:
             limit, by_deadline = deadline.remaining(), True
         if limit <= 0:
             raise DeadlineExceededError("overall deadline already passed before the try started")
+        scope = asyncio.timeout(limit)
         try:
-            async with asyncio.timeout(limit):
+            async with scope:
                 return await fn(*args, **kwargs)
-        except TimeoutError as exc:
-            if isinstance(exc, (PerTryTimeoutError, DeadlineExceededError)):
-                raise
+        except TimeoutError:
+            if not scope.expired():
+                raise  # the callee's own timeout (a socket timeout, an inner limit): not ours
             self.fired += 1
             if by_deadline:
                 raise DeadlineExceededError(f"overall deadline reached during a try (after {limit:g} s)") from None
@@ -129,10 +133,11 @@ class OverallTimeout:
 
     async def call_async(self, fn, *args, **kwargs):
         with deadline_scope(Deadline.after(self.seconds, self.clock)) as deadline:
+            scope = asyncio.timeout(deadline.remaining())
             try:
-                async with asyncio.timeout(deadline.remaining()):
+                async with scope:
                     return await fn(*args, **kwargs)
-            except TimeoutError as exc:
-                if isinstance(exc, (PerTryTimeoutError, DeadlineExceededError)):
-                    raise
+            except TimeoutError:
+                if not scope.expired():
+                    raise  # raised inside (a per-try timeout, a socket timeout): keep its type
                 raise DeadlineExceededError(f"overall timeout of {self.seconds:g} s exceeded") from None
