@@ -158,3 +158,28 @@ def test_bad_backoff_settings_name_the_field():
         Backoff(jitter="decorrelated-ish")
     with pytest.raises(ValueError, match="max_attempts"):
         Retry(0)
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("120", 120.0), (" 1.5 ", 1.5), ("0", 0.0),
+    ("Wed, 21 Oct 2015 07:28:30 GMT", 30.0),  # an HTTP-date, 30 s after "now"
+    ("Wed, 21 Oct 2015 07:27:00 GMT", 0.0),  # already past: retry at once
+    ("-5", None), ("inf", None), ("nan", None), ("soon", None), ("", None), (None, None),
+])
+def test_retry_after_parses_seconds_and_http_dates(value, expected):
+    from datetime import datetime, timezone
+
+    from workbook.sync.errors import parse_retry_after
+    now = datetime(2015, 10, 21, 7, 28, 0, tzinfo=timezone.utc)
+    assert parse_retry_after(value, now=now) == expected
+
+
+def test_client_counts_an_http_date_from_the_response_date_header():
+    from multidict import CIMultiDict
+
+    from workbook.sync.client import _retry_after
+    headers = CIMultiDict({"Date": "Wed, 21 Oct 2015 07:28:00 GMT", "Retry-After": "Wed, 21 Oct 2015 07:28:45 GMT"})
+    assert _retry_after(headers) == 45.0
+    assert _retry_after(CIMultiDict({"Retry-After": "7"})) == 7.0
+    assert _retry_after(CIMultiDict()) is None
+

@@ -19,12 +19,14 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
 
 import aiohttp
 
 from workbook.sync.context import RequestContext, current_context
 from workbook.sync.deadline import deadline_headers
-from workbook.sync.errors import HTTPStatusError
+from workbook.sync.errors import HTTPStatusError, parse_retry_after
 
 
 class ServiceConnectionError(ConnectionError):
@@ -81,7 +83,7 @@ class ServiceClient:
                     resp.status, service=service, operation=operation,
                     error=str(detail.get("error", "")),
                     message=str(detail.get("message", "")) if detail else raw[:200].decode("utf-8", "replace"),
-                    body=body, retry_after=_retry_after(resp.headers.get("Retry-After")))
+                    body=body, retry_after=_retry_after(resp.headers))
         except aiohttp.ClientConnectionError as exc:
             if isinstance(exc, asyncio.TimeoutError):
                 raise ServiceTimeoutError(f"{service} {operation} at {url}: timed out ({exc})") from exc
@@ -103,6 +105,7 @@ class ServiceClient:
         return await pipeline.call_async(self.request, service, method, path, **kw)
 
     async def health(self, service: str, path: str = "/health", timeout: float = 2.0) -> HealthResult:
+        # real latency on purpose: this client only ever talks to real sockets
         start = time.perf_counter()
         try:
             async with asyncio.timeout(timeout):
@@ -135,10 +138,20 @@ def _decode(raw: bytes, content_type: str):
     return raw.decode("utf-8", "replace")
 
 
-def _retry_after(value):
+def _retry_after(headers):
+    """``Retry-After`` in seconds, either form. An HTTP-date is counted from the response's
+    own ``Date`` header when it has one (no clock skew between us and the server), else from
+    the wall clock: this client is real-time only, so reading it here is deliberate."""
+    value = headers.get("Retry-After")
     if value is None:
         return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return None  # an HTTP date: not supported here, treated as absent
+    now = None
+    date = headers.get("Date")
+    if date is not None:
+        try:
+            now = parsedate_to_datetime(date)
+        except (TypeError, ValueError, IndexError):
+            now = None
+    if now is None:
+        now = datetime.now(timezone.utc)
+    return parse_retry_after(value, now=now)

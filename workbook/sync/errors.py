@@ -17,7 +17,12 @@ Each exception says *which* component refused or failed and why, so a notebook c
 
 from __future__ import annotations
 
+import re
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
 from typing import Any
+
+_DELAY_SECONDS = re.compile(r"\s*(\d+(?:\.\d+)?)\s*")
 
 
 class ResilienceError(Exception):
@@ -94,3 +99,36 @@ def retry_after_of(exc: BaseException) -> float | None:
     """The server's ``Retry-After`` (seconds) carried by ``exc``, if any."""
     value = getattr(exc, "retry_after", None)
     return None if value is None else max(0.0, float(value))
+
+
+def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header value (RFC 9110, section 10.2.3).
+
+    Both forms: delay-seconds (``"120"``; a decimal is accepted too) and an HTTP-date
+    (``"Wed, 21 Oct 2015 07:28:00 GMT"``), the latter counted from ``now`` (an aware
+    datetime: the response's ``Date`` header, or the caller's wall clock), 0 if already
+    past. A date without ``now`` or anything malformed (negative, ``inf``, garbage) gives
+    None: no usable hint, so the caller falls back to its own backoff.
+    """
+    if value is None:
+        return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):  # a simulated header
+        return float(value) if 0 <= value < float("inf") else None
+    if not isinstance(value, str):
+        return None
+    match = _DELAY_SECONDS.fullmatch(value)
+    if match:
+        return float(match.group(1))
+    if now is None:
+        return None
+    try:
+        when = parsedate_to_datetime(value.strip())
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when is None:
+        return None
+    if when.tzinfo is None:  # an HTTP-date is always GMT
+        when = when.replace(tzinfo=timezone.utc)
+    if now.tzinfo is None:
+        now = now.replace(tzinfo=timezone.utc)
+    return max(0.0, (when - now).total_seconds())

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from workbook.core.simnet import Request, SimNetwork
 from workbook.sync.deadline import deadline_headers
-from workbook.sync.errors import HTTPStatusError
+from workbook.sync.errors import HTTPStatusError, parse_retry_after
 
 
 async def sim_call(net: SimNetwork, src: str, dst: str, path: str = "/", *, timeout: float | None = None):
@@ -21,12 +21,6 @@ async def sim_call(net: SimNetwork, src: str, dst: str, path: str = "/", *, time
         body = response.body if isinstance(response.body, dict) else {}
         raise HTTPStatusError(response.status, service=dst, operation=f"GET {path}",
                               error=str(body.get("error", "")), message=str(body.get("message", "")),
-                              body=response.body, retry_after=_float(response.headers.get("Retry-After")))
+                              body=response.body, retry_after=parse_retry_after(response.headers.get("Retry-After")))
     return response.body
 
-
-def _float(value):
-    try:
-        return None if value is None else float(value)
-    except ValueError:
-        return None
