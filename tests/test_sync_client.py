@@ -188,3 +188,45 @@ def test_live_driver_changes_faults_and_follows_the_breaker():
     assert by_step["recovered, after the wait"] == ["ok"] * 10
     assert live.transitions == [("CLOSED", "OPEN"), ("OPEN", "HALF_OPEN"), ("HALF_OPEN", "CLOSED")]
     assert seen == live.calls and sleeps == [2.2]
+
+
+def test_non_idempotent_requests_are_retried_only_when_they_cannot_have_been_processed():
+    """A POST answered 500 may have created the order: retrying it would create two.
+    GET, a POST marked idempotent (an idempotency key) and a 429 are retried."""
+    from aiohttp import web
+
+    arrivals = {"POST": 0, "GET": 0}
+    answers = {"status": 500}
+
+    async def orders(request):
+        arrivals[request.method] += 1
+        return web.json_response({"error": "boom", "message": "failed after the insert"}, status=answers["status"])
+
+    app = web.Application()
+    app.add_routes([web.post("/orders", orders), web.get("/orders", orders)])
+
+    async def attempts(client, method, **kw):
+        before = sum(arrivals.values())
+        try:
+            await client.call("orders", method, "/orders", **kw)
+        except HTTPStatusError as exc:
+            return sum(arrivals.values()) - before, exc.status
+        return sum(arrivals.values()) - before, 200
+
+    async def main():
+        async with serve(app) as (url,):
+            async with aiohttp.ClientSession() as session:
+                retry = Retry(3, Backoff(0.001, 1, 0.001, "none"))
+                client = ServiceClient(session, {"orders": url}, pipelines={"orders": Pipeline(retry=retry)})
+                out = [await attempts(client, "POST"), await attempts(client, "GET"),
+                       await attempts(client, "POST", idempotent=True)]
+                answers["status"] = 429
+                out.append(await attempts(client, "POST"))
+        async with aiohttp.ClientSession() as session:  # the server is gone: refused, never sent
+            client = ServiceClient(session, {"orders": url})
+            with pytest.raises(ServiceConnectionError) as info:
+                await client.request("orders", "POST", "/orders")
+            out.append(info.value.retryable)
+        return out
+
+    assert run(main()) == [(1, 500), (3, 500), (3, 500), (3, 429), True]

@@ -8,7 +8,9 @@
   the ``error`` / ``message`` of its JSON body (or the start of a non-JSON body), plus
   ``Retry-After``. Connection failures raise ``ServiceConnectionError`` (a
   ``ConnectionError``) and socket timeouts ``ServiceTimeoutError`` (a ``TimeoutError``),
-  both naming the service and URL, so the retry rule treats them as retryable.
+  both naming the service and URL, so the retry rule treats them as retryable; for a
+  non-idempotent method (POST, PATCH) only a refused connection and a 429 stay
+  retryable, since anything else may come after the work was done.
 * ``call`` sends through the service's ``Pipeline`` (breaker, retry, timeouts...) when one
   is registered with ``pipelines``; ``health`` and ``health_all`` check one or all
   services, the latter concurrently.
@@ -29,12 +31,27 @@ from workbook.sync.deadline import deadline_headers
 from workbook.sync.errors import HTTPStatusError, parse_retry_after
 
 
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
+"""RFC 9110's idempotent methods: sending one twice has the effect of sending it once."""
+
+
 class ServiceConnectionError(ConnectionError):
-    """The service could not be reached (refused, reset, DNS...)."""
+    """The service could not be reached (refused, reset, DNS...).
+
+    ``retryable`` is False when the request may already have been processed (the
+    connection broke after it was sent) and it is not idempotent."""
+
+    def __init__(self, message: str, *, retryable: bool = True):
+        super().__init__(message)
+        self.retryable = retryable
 
 
 class ServiceTimeoutError(TimeoutError):
-    """The socket read or connect timed out."""
+    """The socket read or connect timed out; ``retryable`` as for ``ServiceConnectionError``."""
+
+    def __init__(self, message: str, *, retryable: bool = True):
+        super().__init__(message)
+        self.retryable = retryable
 
 
 @dataclass(frozen=True)
@@ -66,10 +83,21 @@ class ServiceClient:
         context = context or current_context() or RequestContext.new()
         return {**context.headers(), **deadline_headers()}
 
-    async def request(self, service: str, method: str, path: str, *, json=None, context: RequestContext | None = None):
-        """One HTTP request, no resilience: the decoded body of a 2xx, else an exception."""
+    async def request(self, service: str, method: str, path: str, *, json=None, context: RequestContext | None = None,
+                      idempotent: bool | None = None):
+        """One HTTP request, no resilience: the decoded body of a 2xx, else an exception.
+
+        ``idempotent`` (default: whether ``method`` is in ``IDEMPOTENT_METHODS``; pass True
+        for, say, a POST carrying an idempotency key) decides what the retry rule may send
+        again. For a non-idempotent request only what proves it was not processed stays
+        retryable: a refused connection (never sent) and a 429 (refused by the server);
+        a timeout, a dropped connection or a 5xx may mean it was done, and doing it twice
+        (two orders, two payments) is worse than an error.
+        """
         url = self.url(service, path)
         operation = f"{method.upper()} {path}"
+        if idempotent is None:
+            idempotent = method.upper() in IDEMPOTENT_METHODS
         self.sent += 1
         try:
             async with self.session.request(method, url, json=json, headers=self.headers(context),
@@ -83,16 +111,17 @@ class ServiceClient:
                     resp.status, service=service, operation=operation,
                     error=str(detail.get("error", "")),
                     message=str(detail.get("message", "")) if detail else raw[:200].decode("utf-8", "replace"),
-                    body=body, retry_after=_retry_after(resp.headers))
+                    body=body, retry_after=_retry_after(resp.headers), idempotent=idempotent)
         except aiohttp.ClientConnectionError as exc:
+            not_sent = isinstance(exc, (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError))
             if isinstance(exc, asyncio.TimeoutError):
-                raise ServiceTimeoutError(f"{service} {operation} at {url}: timed out ({exc})") from exc
-            raise ServiceConnectionError(f"{service} {operation} at {url}: cannot connect ({exc})") from exc
+                raise ServiceTimeoutError(f"{service} {operation} at {url}: timed out ({exc})",
+                                          retryable=idempotent or not_sent) from exc
+            raise ServiceConnectionError(f"{service} {operation} at {url}: cannot connect ({exc})",
+                                         retryable=idempotent or not_sent) from exc
         except asyncio.TimeoutError as exc:
-            if isinstance(exc, HTTPStatusError):
-                raise
             raise ServiceTimeoutError(f"{service} {operation} at {url}: no answer within "
-                                      f"{self.socket_timeout:g} s") from exc
+                                      f"{self.socket_timeout:g} s", retryable=idempotent) from exc
 
     async def get(self, service: str, path: str, **kw):
         return await self.request(service, "GET", path, **kw)

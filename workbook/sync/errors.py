@@ -11,6 +11,8 @@ Each exception says *which* component refused or failed and why, so a notebook c
   UNAVAILABLE, RESOURCE_EXHAUSTED and DEADLINE_EXCEEDED (an exception with a boolean
   ``retryable`` attribute decides for itself);
 * any other 4xx: never (the request itself is wrong; sending it again cannot help);
+* a non-idempotent request (POST, PATCH) only when it cannot have been processed: a
+  refused connection or a 429 (``workbook.sync.client`` sets ``retryable`` accordingly);
 * rejections by our own components (open breaker, full bulkhead, exhausted budget,
   expired overall deadline): never (retrying would defeat the component's purpose).
 """
@@ -69,20 +71,22 @@ class HTTPStatusError(Exception):
 
     ``service`` and ``operation`` say what was called, ``status`` the HTTP status,
     ``error`` / ``message`` what the downstream said (decoded from its JSON error body),
-    ``retry_after`` the seconds from a ``Retry-After`` header, if any.
+    ``retry_after`` the seconds from a ``Retry-After`` header, if any. ``idempotent``
+    False (a POST, say) leaves only 429 retryable: a 5xx may come after the work was done.
     """
 
     def __init__(self, status: int, *, service: str = "", operation: str = "", error: str = "",
-                 message: str = "", body: Any = None, retry_after: float | None = None):
+                 message: str = "", body: Any = None, retry_after: float | None = None, idempotent: bool = True):
         self.status, self.service, self.operation = status, service, operation
         self.error, self.message, self.body, self.retry_after = error, message, body, retry_after
+        self.idempotent = idempotent
         where = f"{service} {operation}".strip() or "downstream"
         what = ": ".join(p for p in (error, message) if p) or "no error body"
         super().__init__(f"{where} answered HTTP {status}: {what}")
 
     @property
     def retryable(self) -> bool:
-        return self.status >= 500 or self.status == 429
+        return self.status == 429 or (self.status >= 500 and self.idempotent)
 
 
 def is_retryable(exc: BaseException) -> bool:
