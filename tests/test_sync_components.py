@@ -129,9 +129,10 @@ def test_deadline_from_headers_rejects_garbage():
     async def main():
         return (deadline_from_headers({DEADLINE_HEADER: "250"}).remaining(),
                 deadline_from_headers({DEADLINE_HEADER: "soon"}), deadline_from_headers({}),
-                deadline_from_headers({DEADLINE_HEADER: "-5"}))
+                deadline_from_headers({DEADLINE_HEADER: "-5"}), deadline_from_headers({DEADLINE_HEADER: "inf"}),
+                deadline_from_headers({DEADLINE_HEADER: "nan"}))
 
-    assert run_virtual(main()) == (0.25, None, None, None)
+    assert run_virtual(main()) == (0.25, None, None, None, None, None)
 
 
 def test_hedge_cuts_a_slow_first_try_and_counts_extra_load():

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import math
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -87,7 +88,7 @@ def deadline_from_headers(headers, clock=None) -> Deadline | None:
         ms = float(value)
     except (TypeError, ValueError):
         return None
-    if ms < 0 or ms != ms:
+    if ms < 0 or not math.isfinite(ms):  # "inf" would later fail to re-encode downstream
         return None
     return Deadline.after(ms / 1000.0, clock)
 
