@@ -1,6 +1,7 @@
 """The simulated network: latency, faults, error rates, queueing, determinism, speed."""
 
 import asyncio
+import math
 import statistics
 import sys
 import time
@@ -171,3 +172,21 @@ def test_bad_configuration_names_the_field():
         net.service("zzz")
     with pytest.raises(ParameterError, match="rate"):
         run_virtual(open_loop(lambda i: asyncio.sleep(0), rate=0, duration=1))
+
+
+@pytest.mark.parametrize("rate, duration", [(10, 1), (10, 3), (3, 1), (20, 30), (7, 0.5)])
+def test_open_loop_without_rng_sends_rate_times_duration_on_schedule(rate, duration):
+    sent = []
+
+    async def main():
+        loop = asyncio.get_running_loop()
+
+        async def send(i):
+            sent.append((i, loop.time()))
+
+        await open_loop(send, rate=rate, duration=duration)
+
+    run_virtual(main())
+    expected = math.ceil(rate * duration - 1e-9)  # arrivals at 0, 1/rate, ... strictly before duration
+    assert len(sent) == expected
+    assert all(abs(t - i / rate) < 1e-9 for i, t in sent)

@@ -42,5 +42,7 @@ async def open_loop(
             await clock.sleep(delay)
         tasks.append(asyncio.ensure_future(send(i)))
         i += 1
-        next_at += rng.expovariate(rate) if rng is not None else 1.0 / rate
+        # i / rate, not a running sum of 1 / rate: ten sums of 0.1 are 0.9999999999999999,
+        # which would squeeze an 11th arrival into one second at 10/s
+        next_at = next_at + rng.expovariate(rate) if rng is not None else i / rate
     return list(await asyncio.gather(*tasks, return_exceptions=True))
