@@ -439,3 +439,25 @@ def test_fast_path_agrees_with_general_path(steps, window, minimum):
 
             seen.append((outcome(b, fn), b.state, b.metrics()))
         assert seen[0] == seen[1]
+
+
+def test_a_failing_listener_neither_fails_the_call_nor_leaks_a_half_open_slot(caplog):
+    """resilience4j logs a consumer's exception and goes on; raising it here escaped from
+    ``acquire_permission`` after the trial slot was taken, so the breaker stayed HALF_OPEN
+    rejecting everyone, for ever."""
+    clock = ManualClock()
+    breaker, recorder = make(clock, permitted_number_of_calls_in_half_open_state=1)
+
+    def broken_plot(event):
+        if event.kind in ("state_transition", "success"):
+            raise RuntimeError("plot failed")
+
+    breaker.subscribe(broken_plot)
+    assert [outcome(breaker, fail) for _ in range(4)] == ["failed"] * 4
+    assert breaker.state is State.OPEN
+    clock.advance(10)
+    assert [outcome(breaker, ok) for _ in range(3)] == ["ok"] * 3
+    assert breaker.state is State.CLOSED
+    assert breaker.listener_errors == 3 + 3  # 3 transitions (OPEN, HALF_OPEN, CLOSED), 3 successes
+    assert recorder.kinds().count("success") == 3  # the other listeners still got every event
+    assert "listener" in caplog.text and "plot failed" in caplog.text

@@ -44,6 +44,7 @@ import asyncio
 import enum
 import functools
 import inspect
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -54,6 +55,8 @@ from workbook.core.clock import LoopClock, WallClock
 from workbook.core.params import check_choice, check_int, check_number
 from workbook.sync.errors import CallNotPermittedError
 from workbook.sync.windows import CountWindow, Snapshot, TimeWindow, snapshot
+
+_log = logging.getLogger(__name__)
 
 
 class State(str, enum.Enum):
@@ -213,6 +216,7 @@ class CircuitBreaker:
         self._half_open_since = 0.0
         self._timer: asyncio.TimerHandle | None = None
         self.not_permitted = 0
+        self.listener_errors = 0
 
     @property
     def clock(self):
@@ -535,9 +539,18 @@ class CircuitBreaker:
         return cls(cfg.sliding_window_size)
 
     def _emit_all(self, events) -> None:
+        """Deliver ``events`` to every listener. A listener that raises is logged and counted
+        (``listener_errors``), never propagated, as resilience4j does: events are emitted
+        after the state changed, so an exception here would escape a call that succeeded,
+        or lose a half-open permission that was just granted (the breaker stuck HALF_OPEN)."""
         for event in events:
             for listener in list(self._listeners):
-                listener(event)
+                try:
+                    listener(event)
+                except Exception:
+                    self.listener_errors += 1
+                    _log.warning("breaker %r: listener %r failed on %s event", self.name, listener, event.kind,
+                                 exc_info=True)
 
     def __repr__(self):
         return f"CircuitBreaker({self.name!r}, state={self._state.value})"
