@@ -178,6 +178,41 @@ def test_hedge_raises_last_error_when_all_fail():
     assert run_virtual(main()) == 2  # a failure triggers the hedge at once
 
 
+def test_hedge_does_not_resend_after_a_definitive_answer():
+    """A 404 will be a 404 again: no hedge for it. But a hedge rejected by an open breaker
+    must not cut the first try, which may still answer."""
+    from workbook.sync import HTTPStatusError
+
+    async def main():
+        hedge = Hedge(delay=1.0, max_hedges=2)
+
+        async def not_found():
+            await asyncio.sleep(0.01)
+            raise HTTPStatusError(404, service="inventory", operation="GET /stock/banana")
+
+        with pytest.raises(HTTPStatusError):
+            await hedge.call_async(not_found)
+        sent_for_404 = hedge.sent
+
+        tries = iter([("slow", 1.5), ("rejected", 0.0), ("fast", 0.1)])
+
+        async def call():
+            kind, delay = next(tries)
+            await asyncio.sleep(delay)
+            if kind == "rejected":
+                raise CallNotPermittedError("svc", "OPEN")
+            return kind
+
+        start = asyncio.get_running_loop().time()
+        result = await hedge.call_async(call)
+        return sent_for_404, result, hedge.sent - sent_for_404, asyncio.get_running_loop().time() - start
+
+    sent_for_404, result, sent, elapsed = run_virtual(main())
+    assert sent_for_404 == 1
+    # the hedge at t=1 is rejected: no third try, the first one answers at t=1.5
+    assert (result, sent, elapsed) == ("slow", 2, pytest.approx(1.5))
+
+
 def test_fallback_answers_for_an_open_breaker():
     async def main():
         breaker = CircuitBreaker("x")
