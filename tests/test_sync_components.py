@@ -357,3 +357,24 @@ def test_bulkhead_for_threads_waits_for_a_slot_when_allowed():
     assert bulkhead.call(lambda: "second") == "second"
     first.join(5)
     assert bulkhead.rejected == 0 and bulkhead.max_in_use == 1
+
+
+def test_bulkhead_can_be_reused_by_a_later_event_loop():
+    """A notebook builds a bulkhead once and runs several simulations with it: each
+    ``run_virtual`` is a new loop, and an asyncio semaphore binds to the first one."""
+    bulkhead = Bulkhead(max_concurrent_calls=1, max_wait_duration=5)
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        ends = []
+
+        async def one():
+            await bulkhead.call_async(asyncio.sleep, 1)
+            ends.append(loop.time())
+
+        await asyncio.gather(one(), one())
+        return ends
+
+    assert run_virtual(main()) == [1.0, 2.0]
+    assert run_virtual(main()) == [1.0, 2.0]
+    assert bulkhead.max_in_use == 1 and bulkhead.in_use == 0

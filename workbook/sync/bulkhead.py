@@ -29,6 +29,7 @@ class Bulkhead:
         self.max_concurrent_calls = check_int("max_concurrent_calls", max_concurrent_calls, minimum=1)
         self.max_wait_duration = check_number("max_wait_duration", max_wait_duration, minimum=0)
         self._sem: asyncio.Semaphore | None = None
+        self._sem_loop: asyncio.AbstractEventLoop | None = None
         self._thread_sem = threading.BoundedSemaphore(self.max_concurrent_calls)
         self._lock = threading.Lock()
         self.in_use = 0
@@ -36,8 +37,16 @@ class Bulkhead:
         self.rejected = 0
 
     def _semaphore(self) -> asyncio.Semaphore:
-        if self._sem is None:
+        """The asyncio semaphore of the running loop. An asyncio primitive binds to the
+        first loop that waits on it, so a bulkhead reused by a later loop (a second
+        ``run_virtual`` in a notebook) gets a fresh one, unless calls are still in flight
+        on the old loop: two loops cannot share one limit."""
+        loop = asyncio.get_running_loop()
+        if self._sem is None or self._sem_loop is not loop:
+            if self._sem is not None and self._sem._value < self.max_concurrent_calls:
+                raise RuntimeError(f"bulkhead {self.name!r}: calls are still in flight on another event loop")
             self._sem = asyncio.Semaphore(self.max_concurrent_calls)
+            self._sem_loop = loop
         return self._sem
 
     async def acquire(self) -> None:
