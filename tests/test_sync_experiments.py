@@ -72,3 +72,12 @@ def test_exercise_checker(capsys):
 def test_bad_kind_is_named():
     with pytest.raises(ValueError, match="kind"):
         breaker_timeline("fancy")
+
+
+def test_slow_outcomes_follow_the_slow_call_duration_threshold():
+    """The brownout's slow calls take 2 s: slow for a 1 s threshold, not for a 3 s one."""
+    strict = breaker_timeline("window", duration=40.0)
+    lenient = breaker_timeline("window", duration=40.0, breaker_settings={"slow_call_duration_threshold": 3.0})
+    assert strict.counts()["slow"] > 0
+    assert lenient.counts()["slow"] == 0
+    assert all(latency <= 3.0 for _, outcome, latency in lenient.calls if outcome == "ok")

@@ -60,7 +60,7 @@ class Phase:
 @dataclass
 class BreakerRun:
     """One run: ``calls`` as (time, outcome, latency) with outcome ok / slow / failed /
-    rejected; ``transitions`` as (time, from, to); ``reached`` calls that reached the service."""
+    rejected (slow: longer than the window breaker's ``slow_call_duration_threshold``); ``transitions`` as (time, from, to); ``reached`` calls that reached the service."""
 
     label: str
     duration: float
@@ -120,6 +120,7 @@ def breaker_timeline(kind: str = "window", *, phases=DEFAULT_PHASES, duration: f
                     sliding_window_size=20, minimum_number_of_calls=10, wait_duration_in_open_state=5.0,
                     permitted_number_of_calls_in_half_open_state=3)
     settings.update(breaker_settings or {})
+    slow_threshold = settings["slow_call_duration_threshold"]  # what "slow" means in the outcomes, for both kinds
     seed_cfg = dict(failure_threshold=5, recovery_timeout=5.0, success_threshold=3)
     seed_cfg.update(seed_settings or {})
     phases = sorted(phases, key=lambda p: p.start)
@@ -191,7 +192,7 @@ def breaker_timeline(kind: str = "window", *, phases=DEFAULT_PHASES, duration: f
                 return
             latency = loop.time() - start
             breaker.on_success(token, latency, result)
-            calls.append((t0, "slow" if latency > 1.0 else "ok", latency))
+            calls.append((t0, "slow" if latency > slow_threshold else "ok", latency))
 
         tasks = []
         n = int(duration * rate)
