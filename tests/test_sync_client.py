@@ -230,3 +230,31 @@ def test_non_idempotent_requests_are_retried_only_when_they_cannot_have_been_pro
         return out
 
     assert run(main()) == [(1, 500), (3, 500), (3, 500), (3, 429), True]
+
+
+def test_problem_json_error_bodies_are_decoded():
+    """RFC 9457's application/problem+json is the standard error body: title and detail
+    say what failed."""
+    import json
+
+    from aiohttp import web
+
+    async def reserve(request):
+        problem = {"type": "https://example.com/out-of-stock", "title": "out_of_stock",
+                   "detail": "pear: 0 available, 2 requested", "status": 409}
+        return web.Response(status=409, text=json.dumps(problem), content_type="application/problem+json")
+
+    app = web.Application()
+    app.add_routes([web.post("/reservations", reserve)])
+
+    async def main():
+        async with serve(app) as (url,):
+            async with aiohttp.ClientSession() as session:
+                client = ServiceClient(session, {"inventory": url})
+                with pytest.raises(HTTPStatusError) as info:
+                    await client.request("inventory", "POST", "/reservations", json={"sku": "pear", "n": 2})
+                return info.value
+
+    exc = run(main())
+    assert exc.status == 409 and exc.error == "out_of_stock" and exc.message == "pear: 0 available, 2 requested"
+    assert isinstance(exc.body, dict) and exc.body["status"] == 409 and not exc.retryable

@@ -109,8 +109,9 @@ class ServiceClient:
                 detail = body if isinstance(body, dict) else {}
                 raise HTTPStatusError(
                     resp.status, service=service, operation=operation,
-                    error=str(detail.get("error", "")),
-                    message=str(detail.get("message", "")) if detail else raw[:200].decode("utf-8", "replace"),
+                    error=str(detail.get("error") or detail.get("title") or ""),  # ours, or RFC 9457's
+                    message=str(detail.get("message") or detail.get("detail") or "") if detail
+                    else raw[:200].decode("utf-8", "replace"),
                     body=body, retry_after=_retry_after(resp.headers), idempotent=idempotent)
         except aiohttp.ClientConnectionError as exc:
             not_sent = isinstance(exc, (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError))
@@ -158,7 +159,9 @@ class ServiceClient:
 def _decode(raw: bytes, content_type: str):
     if not raw:
         return None
-    if content_type == "application/json":
+    if content_type == "application/json" or (content_type.startswith("application/")
+                                              and content_type.endswith("+json")):
+        # application/problem+json (RFC 9457) is the standard shape of an HTTP API's error body
         import json
         try:
             return json.loads(raw)
