@@ -81,3 +81,14 @@ def test_slow_outcomes_follow_the_slow_call_duration_threshold():
     assert strict.counts()["slow"] > 0
     assert lenient.counts()["slow"] == 0
     assert all(latency <= 3.0 for _, outcome, latency in lenient.calls if outcome == "ok")
+
+
+def test_retry_storm_budget_is_a_parameter_and_bounds_the_amplification():
+    """Exercise 2 of the notebook changes the budget: a larger budget lets more retries
+    through, and the amplification stays near 1 + budget per hop, far below 27."""
+    twenty = retry_storm("budget", duration=20.0)
+    fifty = retry_storm("budget", duration=20.0, budget_percent=50)
+    assert "20 % budget" in twenty.label and "50 % budget" in fifty.label
+    assert twenty.amplification < fifty.amplification < 1.5 ** 3 + 0.5
+    with pytest.raises(ValueError, match="budget_percent"):
+        retry_storm("budget", budget_percent=150)

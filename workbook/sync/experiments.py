@@ -306,16 +306,19 @@ HOPS = ("frontend", "middle", "backend")
 
 
 def retry_storm(mode: str = "naive", *, seed: int = 0, rate: float = 20.0, duration: float = 30.0,
-                outage: tuple[float, float] = (10.0, 20.0), attempts: int = 3) -> StormRun:
+                outage: tuple[float, float] = (10.0, 20.0), attempts: int = 3,
+                budget_percent: float = 20.0) -> StormRun:
     """client -> frontend -> middle -> backend; the backend fails every call during ``outage``.
 
     ``mode="naive"``: every hop retries up to ``attempts`` times with a fixed 50 ms wait
     (the seed's way, without jitter or budget); ``mode="budget"``: full-jitter exponential
-    backoff and a ``RetryBudget`` of 20 % (min 3 retries per 10 s) at every hop.
+    backoff and a ``RetryBudget`` of ``budget_percent`` (default 20 %, min 3 retries per
+    10 s) at every hop.
     """
     if mode not in ("naive", "budget"):
         raise ValueError(f"parameter 'mode' = {mode!r} is not allowed: expected 'naive' or 'budget'")
     attempts = check_int("attempts", attempts, minimum=1)
+    budget_percent = check_number("budget_percent", budget_percent, minimum=0, maximum=100)
 
     async def main():
         net = SimNetwork(seed, latency=0.002, keep_log=False)
@@ -327,7 +330,7 @@ def retry_storm(mode: str = "naive", *, seed: int = 0, rate: float = 20.0, durat
             if mode == "naive":
                 return Retry(attempts, Backoff(0.05, 1.0, 0.05, "none"))
             return Retry(attempts, Backoff(0.05, 2.0, 1.0, "full"), rng=random.Random(seed * 31 + i),
-                         budget=RetryBudget(20.0, min_retries=3, window=10.0))
+                         budget=RetryBudget(budget_percent, min_retries=3, window=10.0))
 
         retries = {h: make_retry(i) for i, h in enumerate(("client",) + HOPS[:-1])}
 
@@ -375,7 +378,7 @@ def retry_storm(mode: str = "naive", *, seed: int = 0, rate: float = 20.0, durat
         for t in arrivals["backend"]:
             per_second[min(len(per_second) - 1, int(t))] += 1
         return StormRun("naive retries (3 per hop, no jitter, no budget)" if mode == "naive"
-                        else "jittered retries with a 20 % budget", n, {h: len(v) for h, v in arrivals.items()},
+                        else f"jittered retries with a {budget_percent:g} % budget", n, {h: len(v) for h, v in arrivals.items()},
                         in_outage, sum(1 for t in counts_client if outage[0] <= t < outage[1]), per_second, ok[0])
 
     return run_virtual(main())
