@@ -117,3 +117,31 @@ def test_runs_inside_an_already_running_loop_like_a_jupyter_kernel():
 def test_rejects_non_coroutines():
     with pytest.raises(TypeError, match="coroutine"):
         run_virtual(42)
+
+
+def test_work_in_a_thread_is_awaited_not_taken_for_a_deadlock():
+    """``asyncio.to_thread`` (and a real connection's DNS lookup) finish outside the loop:
+    with no timer pending the loop must wait for them, not declare a deadlock."""
+    import threading
+
+    release = threading.Event()
+
+    def blocking():
+        release.wait(10)
+        return 42
+
+    async def main():
+        threading.Timer(0.02, release.set).start()  # the thread is still busy when the loop idles
+        result = await asyncio.to_thread(blocking)
+        return result, asyncio.get_running_loop().time()
+
+    assert run_virtual(main()) == (42, 0.0)  # no virtual time passed
+
+
+def test_a_lost_message_is_still_a_deadlock_after_thread_work():
+    async def main():
+        await asyncio.to_thread(lambda: None)
+        await asyncio.Event().wait()
+
+    with pytest.raises(VirtualTimeDeadlock):
+        run_virtual(main())

@@ -18,7 +18,10 @@ Invariants:
   sequence number breaks ties), so a run is a pure function of the code and its seeds.
 * If nothing is ready and no timer is pending, nothing can ever happen again: the loop
   raises ``VirtualTimeDeadlock`` instead of hanging (typically a lost message awaited
-  without a timeout).
+  without a timeout). Unless something outside the loop can still hand it work: a job
+  in an executor (``asyncio.to_thread``, ``run_in_executor``, the DNS lookup of a real
+  connection) or a registered real socket; then it waits for that, for real, with the
+  virtual clock standing still (work in threads takes no virtual time).
 
 Real I/O (sockets) still works on this loop, but mixing it with virtual time is
 meaningless: use the real-time helpers (``workbook.core.realtime``) for that.
@@ -119,6 +122,10 @@ class _VirtualSelector(selectors.BaseSelector):
     def select(self, timeout=None):
         return self._real.select(0)
 
+    def wait(self):
+        """Block until a real file descriptor (the self-pipe included) is ready."""
+        return self._real.select(None)
+
 
 class VirtualTimeLoop(asyncio.SelectorEventLoop):
     """An event loop whose clock jumps to the next timer instead of waiting for it."""
@@ -126,6 +133,7 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
     def __init__(self, start: float = 0.0):
         self._vnow = float(start)
         self._seq = itertools.count()
+        self._executor_jobs = 0  # run_in_executor futures not yet done
         selector = _VirtualSelector()
         super().__init__(selector)
         selector.loop = self
@@ -163,6 +171,24 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         heapq.heappush(self._scheduled, (when, next(self._seq), timer))
         return timer
 
+    def run_in_executor(self, executor, func, *args):
+        future = super().run_in_executor(executor, func, *args)
+        self._executor_jobs += 1
+        future.add_done_callback(self._executor_job_done)
+        return future
+
+    def _executor_job_done(self, _future):
+        self._executor_jobs -= 1
+
+    async def shutdown_default_executor(self, *args, **kwargs):
+        # asyncio.Runner.close() joins the default executor in a helper thread and awaits
+        # a future that thread resolves: outside work, like a job
+        self._executor_jobs += 1
+        try:
+            await super().shutdown_default_executor(*args, **kwargs)
+        finally:
+            self._executor_jobs -= 1
+
     def _run_once(self):
         """Run what is ready; when nothing is, jump the clock to the next timer; repeat.
 
@@ -190,6 +216,11 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
                 if self._stopping:
                     return
                 if not scheduled:
+                    if self._executor_jobs or selector.extra_fds > 0:
+                        events_ = selector.wait()  # a thread or a socket may still wake us
+                        if events_:
+                            self._process_events(events_)
+                        continue
                     raise VirtualTimeDeadlock(
                         f"virtual time t={self._vnow:.6f}s: no task can proceed and no timer is pending, "
                         "so the awaited result can never arrive (a lost message awaited without a timeout?)"
