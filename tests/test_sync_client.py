@@ -258,3 +258,33 @@ def test_problem_json_error_bodies_are_decoded():
     exc = run(main())
     assert exc.status == 409 and exc.error == "out_of_stock" and exc.message == "pear: 0 available, 2 requested"
     assert isinstance(exc.body, dict) and exc.body["status"] == 409 and not exc.retryable
+
+
+def test_an_answer_broken_off_mid_body_is_a_named_retryable_connection_error():
+    """A server that dies in the middle of the body: aiohttp's ClientPayloadError named
+    neither service nor URL and was not retryable, though a GET can simply be sent again."""
+    async def main():
+        async def truncating(reader, writer):
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"sku\"")
+            await writer.drain()
+            writer.close()
+
+        server = await asyncio.start_server(truncating, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        try:
+            async with aiohttp.ClientSession() as session:
+                client = ServiceClient(session, {"inventory": f"http://127.0.0.1:{port}"})
+                errors = []
+                for method in ("GET", "POST"):
+                    with pytest.raises(ServiceConnectionError) as info:
+                        await client.request("inventory", method, "/stock/apple")
+                    errors.append(info.value)
+                return errors
+        finally:
+            server.close()
+            await server.wait_closed()
+
+    get, post = run(main())
+    assert "inventory GET /stock/apple" in str(get) and "broken off" in str(get)
+    assert get.retryable and not post.retryable  # the POST may have been done

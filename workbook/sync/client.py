@@ -120,6 +120,9 @@ class ServiceClient:
                                           retryable=idempotent or not_sent) from exc
             raise ServiceConnectionError(f"{service} {operation} at {url}: cannot connect ({exc})",
                                          retryable=idempotent or not_sent) from exc
+        except aiohttp.ClientPayloadError as exc:  # the connection broke in the middle of the body
+            raise ServiceConnectionError(f"{service} {operation} at {url}: answer broken off ({exc})",
+                                         retryable=idempotent) from exc
         except asyncio.TimeoutError as exc:
             raise ServiceTimeoutError(f"{service} {operation} at {url}: no answer within "
                                       f"{self.socket_timeout:g} s", retryable=idempotent) from exc
