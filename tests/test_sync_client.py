@@ -288,3 +288,26 @@ def test_an_answer_broken_off_mid_body_is_a_named_retryable_connection_error():
     get, post = run(main())
     assert "inventory GET /stock/apple" in str(get) and "broken off" in str(get)
     assert get.retryable and not post.retryable  # the POST may have been done
+
+
+def test_demo_service_does_no_work_for_a_caller_that_gave_up():
+    """With 200 ms of latency and a 50 ms deadline, the front service answers 504 and its
+    downstream never sees the request (before, it did all the work for nobody)."""
+    from workbook.sync.demo_service import COUNTS
+
+    async def main():
+        backend = make_demo_app("warehouse")
+        async with serve(backend) as (backend_url,):
+            front = make_demo_app("inventory", downstream=backend_url)
+            async with serve(front) as (front_url,):
+                async with aiohttp.ClientSession() as session:
+                    await set_faults(session, front_url, latency=0.2)
+                    async with session.get(front_url + "/stock/apple", headers={DEADLINE_HEADER: "50"}) as resp:
+                        status, body = resp.status, await resp.json()
+                    async with session.get(front_url + "/stock/apple", headers={DEADLINE_HEADER: "5000"}) as resp:
+                        ok_status = resp.status
+        return status, body, ok_status, front[COUNTS]["expired"], backend[COUNTS]["stock"]
+
+    status, body, ok_status, expired, backend_calls = run(main())
+    assert (status, body["error"]) == (504, "deadline_exceeded") and expired == 1
+    assert ok_status == 200 and backend_calls == 1  # only the request with time left went down

@@ -11,6 +11,10 @@ Routes (JSON in and out):
   ``{"error_rate": 0.5, "latency": 0.2, "hang": false, "error_status": 503,
   "retry_after": null}``; a bad field is a 400 naming it.
 
+A caller's deadline (``DEADLINE_HEADER``) is honoured: a request whose deadline has passed
+by the time its work would start gets a 504 ``deadline_exceeded`` (counted in
+``counts["expired"]``), and the downstream call gets only the time that is left.
+
 Faults apply to ``/stock`` only: ``latency`` seconds are added, ``hang`` holds the request
 until the server stops (or the client gives up), and ``error_rate`` of the requests get
 ``error_status`` with a JSON error body (and ``Retry-After`` if set). The draws come from
@@ -74,7 +78,7 @@ def make_demo_app(name: str = "inventory", *, seed: int = 0, downstream: str | N
     faults = Faults()
     rng = random.Random(seed)
     stopping = asyncio.Event()
-    counts = {"stock": 0, "errors": 0, "hung": 0}
+    counts = {"stock": 0, "errors": 0, "hung": 0, "expired": 0}
     state: dict = {}
     app[FAULTS] = faults
     app[COUNTS] = counts
@@ -96,6 +100,11 @@ def make_demo_app(name: str = "inventory", *, seed: int = 0, downstream: str | N
         deadline = deadline_from_headers(request.headers)
         if faults.latency:
             await asyncio.sleep(faults.latency)
+        if deadline is not None and deadline.expired:  # the caller has given up: do no more work
+            counts["expired"] += 1
+            return web.json_response({"error": "deadline_exceeded", "service": name,
+                                      "message": f"{name}: the caller's deadline passed before the work started"},
+                                     status=504)
         if faults.hang:
             counts["hung"] += 1
             await stopping.wait()
@@ -121,7 +130,14 @@ def make_demo_app(name: str = "inventory", *, seed: int = 0, downstream: str | N
                 state["session"] = aiohttp.ClientSession()
             client = ServiceClient(state["session"], {"downstream": downstream})
             with context_scope(ctx), deadline_scope(deadline):
-                body["downstream"] = await client.get("downstream", f"/stock/{sku}")
+                # the downstream call gets only what is left of the caller's deadline
+                try:
+                    async with asyncio.timeout(None if deadline is None else deadline.remaining()):
+                        body["downstream"] = await client.get("downstream", f"/stock/{sku}")
+                except TimeoutError:
+                    return web.json_response({"error": "deadline_exceeded", "service": name,
+                                              "message": f"{name}: no answer from downstream within the deadline"},
+                                             status=504)
         return web.json_response(body)
 
     async def get_faults(request):
