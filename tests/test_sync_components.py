@@ -4,6 +4,7 @@ import asyncio
 
 import pytest
 
+from workbook.core.clock import ManualClock
 from workbook.core.virtual_time import run_virtual
 from workbook.sync import (DEADLINE_HEADER, Backoff, Bulkhead, BulkheadFullError, CallNotPermittedError, CircuitBreaker,
                            DeadlineExceededError, EventRecorder, Fallback, Hedge, OverallTimeout, PerTryTimeoutError,
@@ -286,9 +287,35 @@ def test_pipeline_overall_deadline_bounds_retries_and_reaches_the_call():
         return result, seen, asyncio.get_running_loop().time()
 
     result, seen, end = run_virtual(main())
-    # tries start at 0, 0.9 (0.4 s try + 0.5 s wait) and 1.8, seeing 2.0, 1.1 and 0.2 s left;
-    # the third is cut by the deadline at t=2.0 and the fallback answers
-    assert seen == [2.0, 1.1, 0.2] and result == "DeadlineExceededError" and end == pytest.approx(2.0)
+    # tries start at 0, 0.9 (0.4 s try + 0.5 s wait) and 1.8, with 2.0, 1.1 and 0.2 s of the
+    # overall deadline left: each sees min(per-try 1 s, that); the third is cut by the
+    # deadline at t=2.0 and the fallback answers
+    assert seen == [1.0, 1.0, 0.2] and result == "DeadlineExceededError" and end == pytest.approx(2.0)
+
+
+def test_per_try_timeout_is_the_deadline_the_callee_and_its_header_see():
+    """Envoy sets x-envoy-expected-rq-timeout-ms to the per-try timeout: once a try is
+    abandoned, a downstream still working on it works for nobody."""
+    async def main():
+        seen = []
+
+        async def callee():
+            seen.append(deadline_headers())
+
+        await Timeout(0.25).call_async(callee)  # no overall deadline at all
+        await OverallTimeout(10.0).call_async(Timeout(0.5).call_async, callee)
+        await OverallTimeout(0.3).call_async(Timeout(0.5).call_async, callee)  # the earlier one wins
+        return seen
+
+    assert run_virtual(main()) == [{DEADLINE_HEADER: "250"}, {DEADLINE_HEADER: "500"}, {DEADLINE_HEADER: "300"}]
+
+
+def test_deadline_header_is_whole_milliseconds_without_float_noise():
+    clock = ManualClock(0.9)
+    assert deadline_headers(Deadline(1.9, clock)) == {DEADLINE_HEADER: "1000"}  # 1.9 - 0.9 = 0.99999...
+    assert deadline_headers(Deadline(2.0, ManualClock(1.8))) == {DEADLINE_HEADER: "200"}
+    assert deadline_headers(Deadline(1.0, ManualClock(0.0005))) == {DEADLINE_HEADER: "999"}  # rounded down
+    assert deadline_headers(Deadline(1.0, ManualClock(3.0))) == {DEADLINE_HEADER: "0"}
 
 
 def test_pipeline_hedges_each_ask_the_breaker_and_the_loser_is_not_recorded():

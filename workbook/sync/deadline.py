@@ -2,10 +2,11 @@
 
 An overall timeout becomes a ``Deadline`` (an absolute clock time) stored in a context
 variable for the duration of the call, so every layer below sees it: the retry loop does
-not sleep past it, each try's timeout is ``min(per_try, remaining)``, and the service
-client puts the remaining milliseconds into the ``DEADLINE_HEADER`` of each downstream
-request (Envoy's name for it: ``x-envoy-expected-rq-timeout-ms``; gRPC's equivalent is
-``grpc-timeout``). A server reads it back with ``deadline_from_headers`` and gives its
+not sleep past it, each try's timeout is ``min(per_try, remaining)`` and becomes the
+deadline inside that try, and the service client puts the remaining milliseconds into the
+``DEADLINE_HEADER`` of each downstream request (Envoy's name for it:
+``x-envoy-expected-rq-timeout-ms``, which Envoy also sets to the per-try timeout when
+there is one; gRPC's equivalent is ``grpc-timeout``). A server reads it back with ``deadline_from_headers`` and gives its
 own downstream calls only what is left: work the caller has already given up on is not
 done.
 
@@ -76,7 +77,9 @@ def deadline_headers(deadline: Deadline | None = None) -> dict[str, str]:
     deadline = deadline or _current.get()
     if deadline is None:
         return {}
-    return {DEADLINE_HEADER: str(int(deadline.remaining() * 1000))}
+    # whole milliseconds, rounded down (never promise time that is not there), but after
+    # clearing float noise: 1.9 - 0.9 is 0.9999999999999999 s, which is 1000 ms, not 999
+    return {DEADLINE_HEADER: str(math.floor(round(deadline.remaining() * 1000, 6)))}
 
 
 def deadline_from_headers(headers, clock=None) -> Deadline | None:
@@ -94,7 +97,9 @@ def deadline_from_headers(headers, clock=None) -> Deadline | None:
 
 
 class Timeout:
-    """Per-try timeout: each attempt gets ``min(seconds, remaining overall deadline)``.
+    """Per-try timeout: each attempt gets ``min(seconds, remaining overall deadline)``,
+    and that is the deadline current inside the try (so ``DEADLINE_HEADER`` and gRPC's
+    deadline carry the per-try limit: a downstream stops when this try is abandoned).
 
     Raises ``PerTryTimeoutError`` (retryable) when its own limit fires and
     ``DeadlineExceededError`` (not retryable) when the overall deadline was the limit.
@@ -114,8 +119,11 @@ class Timeout:
             raise DeadlineExceededError("overall deadline already passed before the try started")
         scope = asyncio.timeout(limit)
         try:
-            async with scope:
-                return await fn(*args, **kwargs)
+            # the try's own limit is the deadline below it: the callee (and the header it
+            # sends on) sees this try's time, not the whole call's, as Envoy's router does
+            with deadline_scope(Deadline.after(limit, self.clock)):
+                async with scope:
+                    return await fn(*args, **kwargs)
         except TimeoutError:
             if not scope.expired():
                 raise  # the callee's own timeout (a socket timeout, an inner limit): not ours
