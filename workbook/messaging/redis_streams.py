@@ -5,6 +5,9 @@ Mapping (keys are prefixed, ``wb:`` by default):
 * partition ``p`` of topic ``t`` is the stream ``wb:s:t:p``; the message at offset ``o``
   has the explicit entry id ``(o+1)-0``, assigned atomically by a Lua script (``INCR`` of
   ``wb:n:t:p`` + ``XADD``), so offsets are dense and equal to the in-memory backend's;
+  an entry has two fields: ``payload`` (the JSON text) and ``meta`` (a JSON list: id, kind,
+  key, headers, reply_to, correlation_id, timestamp), few fields being cheaper to write
+  and parse than one per attribute;
 * a consumer group is a Redis consumer group on each partition stream (``XGROUP
   CREATE``; ``BUSYGROUP`` becomes ``GroupExists``); members and their last heartbeat live
   in the hash ``wb:m:t:g``; the partition assignment is computed from the sorted live
@@ -41,6 +44,34 @@ redis.call('XADD', KEYS[1], n .. '-0', unpack(ARGV))
 return n
 """
 
+# XREADGROUP on each stream in turn (KEYS), at most ARGV[3+i] entries from stream i and at
+# most ARGV[3] in all: the reads a poll makes one partition after another, in one round trip.
+# Returns {{i-1, entries}, ...} for the streams that had new entries.
+_READ_NEW = """
+local out, budget = {}, tonumber(ARGV[3])
+for i, stream in ipairs(KEYS) do
+  local room = math.min(tonumber(ARGV[3 + i]), budget)
+  if room > 0 then
+    local got = redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', room, 'STREAMS', stream, '>')
+    if got then
+      budget = budget - #got[1][2]
+      out[#out + 1] = {i - 1, got[1][2]}
+    end
+  end
+end
+return out
+"""
+
+# XACK and the removal of a nack flag, in one command.
+_ACK = """
+local n = redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+redis.call('HDEL', KEYS[2], ARGV[3])
+return n
+"""
+
+PENDING_SCAN = 1000
+"""Pending entries examined per partition and poll (more than ``max_in_flight`` ever allows)."""
+
 
 def _entry_id(offset: int) -> str:
     return f"{offset + 1}-0"
@@ -61,11 +92,15 @@ class RedisStreamsBroker(Broker):
         self.partitioner = partitioner or KeyPartitioner()
         self.poll_interval = poll_interval
         self._xadd = self.redis.register_script(_XADD)
+        self._read_new = self.redis.register_script(_READ_NEW)
+        self._ack = self.redis.register_script(_ACK)
         self._ids = 0
         self._id_prefix = f"r{id(self) & 0xFFFFFF:06x}{int(time.time() * 1000) % 100000:05d}"
         self.events: list[tuple[float, str, dict]] = []
         self._partitions: dict[str, int] = {}  # topics never change their partition count: cached
         self._groups: set[tuple[str, str]] = set()  # groups are never deleted: cached once seen
+        self._owned: dict[tuple[str, str, str], tuple[int, ...]] = {}  # partitions owned at the last poll
+        self._stream_names: dict[str, list[str]] = {}
 
     # -- keys -----------------------------------------------------------------------------------
     def _k(self, kind: str, *parts) -> str:
@@ -114,23 +149,18 @@ class RedisStreamsBroker(Broker):
             self._ids += 1
             message_id = f"{self._id_prefix}-{self._ids:07d}"
         ts = self.now()
-        fields = {"id": message_id, "kind": kind, "payload": text, "headers": json.dumps(headers or {}), "ts": repr(ts)}
-        if key is not None:
-            fields["key"] = key
-        if reply_to is not None:
-            fields["reply_to"] = reply_to
-        if correlation_id is not None:
-            fields["correlation_id"] = correlation_id
-        args = [x for kv in fields.items() for x in kv]
-        seq = await self._xadd(keys=[self._k("s", topic, p), self._k("n", topic, p)], args=args)
-        return Message(topic, decode_payload(text), message_id, key, kind, dict(headers or {}), reply_to,
-                       correlation_id, p, int(seq) - 1, ts)
+        headers = dict(headers or {})
+        meta = json.dumps([message_id, kind, key, headers, reply_to, correlation_id, ts], separators=(",", ":"))
+        seq = await self._xadd(keys=[self._k("s", topic, p), self._k("n", topic, p)],
+                               args=["payload", text, "meta", meta])
+        return Message(topic, decode_payload(text), message_id, key, kind, headers, reply_to, correlation_id, p,
+                       int(seq) - 1, ts)
 
     @staticmethod
     def _message(topic: str, p: int, entry_id: str, f: dict) -> Message:
-        return Message(topic, decode_payload(f["payload"]), f["id"], f.get("key"), f["kind"],
-                       json.loads(f["headers"]), f.get("reply_to"), f.get("correlation_id"), p, _offset(entry_id),
-                       float(f["ts"]))
+        message_id, kind, key, headers, reply_to, correlation_id, ts = json.loads(f["meta"])
+        return Message(topic, decode_payload(f["payload"]), message_id, key, kind, headers, reply_to, correlation_id, p,
+                       _offset(entry_id), ts)
 
     # -- groups -----------------------------------------------------------------------------------
     async def create_group(self, topic: str, group: str, *, start: str = "earliest", exist_ok: bool = False) -> None:
@@ -217,22 +247,46 @@ class RedisStreamsBroker(Broker):
             await asyncio.sleep(min(self.poll_interval, max(0.0, deadline - time.monotonic())))
 
     async def _collect(self, topic: str, group: str, consumer: str, n: int, max_messages: int) -> list[Delivery]:
-        async with self.redis.pipeline(transaction=False) as pipe:  # one round trip: heartbeat + state
-            pipe.hset(self._k("m", topic, group), consumer, repr(self.now()))
-            pipe.hgetall(self._k("m", topic, group))
-            pipe.hgetall(self._k("k", topic, group))
-            _, members, nacks = await pipe.execute()
+        """One poll in (usually) two round trips.
+
+        1. A pipeline: heartbeat, membership, nack flags, and the pending lists (XPENDING) of
+           the partitions this consumer owned at its previous poll (a guess; any partition
+           the fresh assignment adds is read in an extra round trip, after a rebalance).
+        2. Reclaims (XCLAIM, pipelined) of due pending entries, then one Lua call that runs
+           XREADGROUP on each owned partition with room, in partition order, until
+           ``max_messages`` (the same reads, in the same order, as one call per partition).
+        """
+        mkey, kkey = self._k("m", topic, group), self._k("k", topic, group)
+        streams = self._streams(topic, n)
+        mine_before = self._owned.get((topic, group, consumer), ())
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hset(mkey, consumer, repr(self.now()))
+            pipe.hgetall(mkey)
+            pipe.hgetall(kkey)
+            for p in mine_before:
+                pipe.xpending_range(streams[p], group, min="-", max="+", count=PENDING_SCAN)
+            _, members, nacks, *lists = await pipe.execute()
+        pending = dict(zip(mine_before, lists))
         owners, live = await self._owners(topic, group, n, members)
+        mine = [p for p in range(n) if owners.get(p) == consumer]
+        self._owned[(topic, group, consumer)] = tuple(mine)
+        missing = [p for p in mine if p not in pending]
+        if missing:  # the assignment changed since the previous poll
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for p in missing:
+                    pipe.xpending_range(streams[p], group, min="-", max="+", count=PENDING_SCAN)
+                pending.update(zip(missing, await pipe.execute()))
         vt_ms = self.config.visibility_timeout * 1000
-        out: list[Delivery] = []
-        for p in sorted(q for q, m in owners.items() if m == consumer):
-            stream = self._k("s", topic, p)
-            pending = await self.redis.xpending_range(stream, group, min="-", max="+", count=1000)
-            in_flight, redelivered = len(pending), False
-            for e in sorted(pending, key=lambda e: _offset(e["message_id"])):
-                eid, owner = e["message_id"], e["consumer"]
+        budget = max_messages
+        claims: list[tuple[int, str, int, int, str | None]] = []
+        reads: list[tuple[int, int]] = []
+        for p in mine:
+            entries = pending[p]
+            in_flight, redelivered = len(entries), False
+            for e in sorted(entries, key=lambda e: _offset(e["message_id"])):
+                eid, owner, idle = e["message_id"], e["consumer"], e["time_since_delivered"]
                 reason = nacks.get(f"{p}:{eid}")
-                if not (owner not in live or e["time_since_delivered"] >= vt_ms or reason is not None):
+                if not (owner not in live or idle >= vt_ms or reason is not None):
                     continue
                 if e["times_delivered"] >= self.config.max_deliveries:
                     why = (reason or f"not acknowledged within {self.config.visibility_timeout:g}s")
@@ -241,34 +295,52 @@ class RedisStreamsBroker(Broker):
                     in_flight -= 1
                     continue
                 redelivered = True
-                if len(out) >= max_messages:
+                if budget <= 0:
                     break
-                claimed = await self.redis.xclaim(stream, group, consumer, min_idle_time=0, message_ids=[eid])
+                budget -= 1
+                claims.append((p, eid, e["times_delivered"] + 1, idle, reason))
+            if not redelivered:  # order: nothing new from a partition with a redelivery outstanding
+                reads.append((p, self.config.max_in_flight - in_flight))
+        out: list[Delivery] = []
+        if claims:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for p, eid, _, idle, reason in claims:
+                    # min_idle_time = the idle time just observed: if another consumer claimed the
+                    # entry in between (its idle time restarted), this claim does nothing, so one
+                    # due entry is never handed to two consumers
+                    pipe.xclaim(streams[p], group, consumer, min_idle_time=idle, message_ids=[eid])
+                    if reason is not None:
+                        pipe.hdel(kkey, f"{p}:{eid}")
+                results = iter(await pipe.execute())
+            for p, eid, attempt, _, reason in claims:
+                claimed = next(results)
                 if reason is not None:
-                    await self.redis.hdel(self._k("k", topic, group), f"{p}:{eid}")
+                    next(results)
                 for cid, fields in claimed:
-                    if fields is None:  # trimmed entry: nothing to deliver
-                        continue
-                    out.append(Delivery(self._message(topic, p, cid, fields), group, consumer,
-                                        e["times_delivered"] + 1))
-            if redelivered:
-                continue
-            room = min(self.config.max_in_flight - in_flight, max_messages - len(out))
-            if room <= 0:
-                continue
-            got = await self.redis.xreadgroup(group, consumer, {stream: ">"}, count=room)
-            for _, entries in got:
-                for eid, fields in entries:
+                    if fields is not None:  # None: a trimmed entry, nothing to deliver
+                        out.append(Delivery(self._message(topic, p, cid, fields), group, consumer, attempt))
+        reads = [(p, room) for p, room in reads if room > 0]
+        if reads and budget > 0:
+            got = await self._read_new(keys=[streams[p] for p, _ in reads],
+                                       args=[group, consumer, budget, *(room for _, room in reads)])
+            for i, entries in got:
+                p = reads[int(i)][0]
+                for eid, flat in entries:
+                    fields = dict(zip(flat[::2], flat[1::2]))
                     out.append(Delivery(self._message(topic, p, eid, fields), group, consumer, 1))
         return out
 
+    def _streams(self, topic: str, n: int) -> list[str]:
+        names = self._stream_names.get(topic)
+        if names is None or len(names) != n:
+            names = self._stream_names[topic] = [self._k("s", topic, p) for p in range(n)]
+        return names
+
     async def ack(self, delivery: Delivery) -> bool:
-        stream = self._k("s", delivery.topic, delivery.partition)
         eid = _entry_id(delivery.offset)
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.hdel(self._k("k", delivery.topic, delivery.group), f"{delivery.partition}:{eid}")
-            pipe.xack(stream, delivery.group, eid)
-            _, acked = await pipe.execute()
+        acked = await self._ack(keys=[self._k("s", delivery.topic, delivery.partition),
+                                      self._k("k", delivery.topic, delivery.group)],
+                                args=[delivery.group, eid, f"{delivery.partition}:{eid}"])
         return bool(acked)
 
     async def _is_pending(self, delivery: Delivery) -> bool:
