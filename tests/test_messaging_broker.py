@@ -362,3 +362,129 @@ def test_unknown_group_and_bad_names(backend):
         with pytest.raises(ValueError, match="already exists with 2 partition"):
             await b.create_topic("t", 3)
     run(backend, body)
+
+
+# -- review fixes -----------------------------------------------------------------------------------
+def test_pending_of_a_departed_member_is_due_at_once_even_if_its_partition_moved_earlier(backend):
+    """b holds a delivery of p0; a joins and takes p0 over (b keeps its in-flight message, as in a
+    cooperative rebalance); then b leaves. Its unacknowledged message must go to a at once, not
+    after the visibility timeout, and both backends must agree."""
+    async def body(b):
+        await b.create_topic("t", 1)
+        await b.create_group("t", "g")
+        await b.join("t", "g", "b")
+        await b.publish("t", "job")
+        [d] = await b.poll("t", "g", "b")
+        await b.join("t", "g", "a")
+        assert await b.assignment("t", "g") == {"a": [0], "b": []}
+        await b.leave("t", "g", "b")
+        got = await b.poll("t", "g", "a")  # no waiting: well inside the 0.4 s visibility timeout
+        assert [(x.message.payload, x.attempt) for x in got] == [("job", 2)]
+    run(backend, body)
+
+
+def test_longest_topic_name_still_dead_letters(backend):
+    """A 249-character topic (the longest allowed) has a dead-letter topic too; a poison message
+    there must not make every poll fail (which would block the partition for ever)."""
+    from workbook.messaging import dlq_topic
+    from workbook.messaging.message import check_topic
+
+    async def body(b):
+        name = "t" * 249
+        await b.create_topic(name, 1)
+        await b.create_group(name, "g")
+        await b.join(name, "g", "c")
+        await b.publish(name, "poison")
+        await b.publish(name, "fine")
+        [d] = await b.poll(name, "g", "c")
+        await b.nack(d, "bad", requeue=False)
+        [d2] = await b.poll(name, "g", "c", timeout=0.1)
+        assert d2.message.payload == "fine"
+        [dead] = await b.dead_letters(name)
+        assert dead.payload == "poison" and dead.headers["x-original-topic"] == name
+        assert check_topic(dlq_topic(name)) and dlq_topic(name) != dlq_topic("t" * 248 + "u")
+    run(backend, body)
+
+
+@pytest.mark.redis
+def test_redis_due_entry_is_not_claimed_twice_by_consumers_with_stale_views(redis_url):
+    """Two processes that both believe they own a partition (views taken at slightly different
+    times during a rebalance) both see a due entry; the one that claims second must get nothing,
+    or the message is handed to two consumers at once."""
+    from workbook.messaging.redis_streams import RedisStreamsBroker
+
+    class RaceBeforeClaim:
+        """The second process's client: just before its XCLAIM, the first process polls."""
+
+        def __init__(self, real, race):
+            self.real, self.race = real, race
+
+        def __getattr__(self, name):
+            return getattr(self.real, name)
+
+        def pipeline(self, **kw):
+            return _Pipe(self.real.pipeline(**kw), self.race)
+
+        async def xclaim(self, *a, **kw):
+            await self.race()
+            return await self.real.xclaim(*a, **kw)
+
+    class _Pipe:
+        def __init__(self, real, race):
+            self.real, self.race, self.claims = real, race, False
+
+        async def __aenter__(self):
+            await self.real.__aenter__()
+            return self
+
+        async def __aexit__(self, *exc):
+            return await self.real.__aexit__(*exc)
+
+        def __getattr__(self, name):
+            return getattr(self.real, name)
+
+        def xclaim(self, *a, **kw):
+            self.claims = True
+            self.real.xclaim(*a, **kw)
+            return self
+
+        async def execute(self):
+            if self.claims:
+                await self.race()
+            return await self.real.execute()
+
+    async def main():
+        one, two = RedisStreamsBroker(redis_url, CFG), RedisStreamsBroker(redis_url, CFG)
+        try:
+            await one.create_topic("t", 1)
+            await one.create_group("t", "g")
+            for c in ("x", "a", "b"):
+                await one.join("t", "g", c)
+            await one.publish("t", "job")
+            assert await one.assignment("t", "g") == {"a": [0], "b": [], "x": []}
+            # x held the message, then left
+            await one.redis.xreadgroup("g", "x", {one._k("s", "t", 0): ">"}, count=1)
+            await asyncio.sleep(0.05)
+            await one.leave("t", "g", "x")
+            got_a = []
+
+            async def race():
+                if not got_a:
+                    got_a.append(await one.poll("t", "g", "a"))
+
+            real_owners = two._owners
+
+            async def stale_owners(topic, group, n, members=None):
+                _, live = await real_owners(topic, group, n, members)
+                return {p: "b" for p in range(n)}, live  # b's view: it owns partition 0
+
+            two._owners = stale_owners
+            two.redis = RaceBeforeClaim(two.redis, race)
+            got_b = await two.poll("t", "g", "b")
+            return [d.message.payload for d in got_a[0]], [d.message.payload for d in got_b]
+        finally:
+            await one.close()
+            await two.redis.real.aclose() if hasattr(two.redis, "real") else await two.close()
+
+    got_a, got_b = asyncio.run(main())
+    assert got_a == ["job"] and got_b == []

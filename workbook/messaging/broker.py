@@ -39,6 +39,7 @@ from workbook.core.params import check_int, check_number
 from workbook.messaging.message import Delivery, Message
 
 DLQ_SUFFIX = ".dlq"
+MAX_TOPIC_LENGTH = 249
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,15 @@ class BrokerConfig:
 
 
 def dlq_topic(topic: str) -> str:
-    return topic + DLQ_SUFFIX
+    """``<topic>.dlq``; for a name too long for that (over 245 characters), its first 236
+    characters, ``-``, the CRC-32 of the whole name in hex and ``.dlq``: always a valid name
+    (at most 249 characters), the same in every process, different for different topics."""
+    name = topic + DLQ_SUFFIX
+    if len(name) <= MAX_TOPIC_LENGTH:
+        return name
+    from workbook.messaging.partitioner import stable_hash
+
+    return f"{topic[:MAX_TOPIC_LENGTH - len(DLQ_SUFFIX) - 9]}-{stable_hash(topic):08x}{DLQ_SUFFIX}"
 
 
 class Broker(abc.ABC):

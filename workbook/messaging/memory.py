@@ -206,15 +206,16 @@ class InMemoryBroker(Broker):
 
     def _rebalance(self, topic: str, g: _Group, why: str, gone: set[str] = frozenset()) -> None:
         """Reassign partitions. Unacked deliveries held by a member that is *gone* become due at
-        once; a live member keeps its in-flight messages until it acks them or their visibility
-        timeout expires (as in a cooperative rebalance), so a join causes no duplicate."""
+        once, in every partition (also one that moved away from it in an earlier rebalance while
+        it kept its in-flight messages); a live member keeps its in-flight messages until it acks
+        them or their visibility timeout expires (as in a cooperative rebalance), so a join
+        causes no duplicate."""
         members = sorted(g.members)
-        old = g.owner
         g.owner = {p: members[p % len(members)] for p in range(len(g.cursors))} if members else {}
         g.generation += 1
         now = self.clock.now()
-        for p, cur in enumerate(g.cursors):
-            if old.get(p) != g.owner.get(p):
+        if gone:
+            for cur in g.cursors:
                 for pend in cur.pending.values():
                     if pend.consumer in gone:
                         pend.due = min(pend.due, now)

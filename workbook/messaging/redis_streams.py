@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import uuid
 from typing import Any
 
 from workbook.core.params import check_int
@@ -95,7 +96,7 @@ class RedisStreamsBroker(Broker):
         self._read_new = self.redis.register_script(_READ_NEW)
         self._ack = self.redis.register_script(_ACK)
         self._ids = 0
-        self._id_prefix = f"r{id(self) & 0xFFFFFF:06x}{int(time.time() * 1000) % 100000:05d}"
+        self._id_prefix = f"r{uuid.uuid4().hex[:12]}"  # ids are what idempotent consumers deduplicate on
         self.events: list[tuple[float, str, dict]] = []
         self._partitions: dict[str, int] = {}  # topics never change their partition count: cached
         self._groups: set[tuple[str, str]] = set()  # groups are never deleted: cached once seen
