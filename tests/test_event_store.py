@@ -147,3 +147,23 @@ def test_sqlite_store_persists_and_guards_other_connections(tmp_path):
     reopened = SQLiteEventStore(path, clock=ManualClock())
     assert [e.version for e in reopened.read("order-1")] == [1, 2]
     reopened.close()
+
+
+def test_what_a_reader_mutates_never_changes_the_store(store):
+    """A fold that updates its state in place (a common style) starts from the snapshot's state:
+    the next load must not see those updates; nor may edits of a read event rewrite history."""
+    store.append("cart", placed(2))
+
+    def fold_in_place(state, ev):
+        state["qty"] += ev.data["qty"]
+        state["lines"].append(ev.data["sku"])
+        return state
+
+    store.save_snapshot("cart", 2, {"qty": 1, "lines": ["s0", "s1"]})
+    store.append("cart", placed(2), expected_version=2)
+    first, _ = store.load("cart", fold_in_place)
+    second, _ = store.load("cart", fold_in_place)
+    assert first == second == {"qty": 2, "lines": ["s0", "s1", "s0", "s1"]}
+    store.read("cart")[0].data["qty"] = 99
+    store.read_all()[1].metadata["x"] = 1
+    assert store.read("cart")[0].data == {"sku": "s0", "qty": 0} and store.read_all()[1].metadata == {}

@@ -177,11 +177,19 @@ class EventStore(abc.ABC):
 
 
 class InMemoryEventStore(EventStore):
+    """Events and snapshots kept as JSON text, like the SQLite store: every read decodes fresh
+    objects, so what a caller does to an event or a loaded state never changes the store."""
+
     def __init__(self, *, clock: Clock | None = None):
         self.clock = clock or LoopClock()
-        self._streams: dict[str, list[RecordedEvent]] = {}
-        self._all: list[RecordedEvent] = []
-        self._snapshots: dict[str, Snapshot] = {}
+        self._streams: dict[str, list[tuple]] = {}
+        self._all: list[tuple] = []
+        self._snapshots: dict[str, tuple[int, str]] = {}
+
+    @staticmethod
+    def _event(row: tuple) -> RecordedEvent:
+        stream, version, type_, data, metadata, position, at = row
+        return RecordedEvent(stream, version, type_, json.loads(data), json.loads(metadata), position, at)
 
     def append(self, stream, events, expected_version=ANY):
         _check_stream(stream)
@@ -189,9 +197,8 @@ class InMemoryEventStore(EventStore):
         log = self._streams.get(stream, [])
         _check_expected(stream, expected_version, len(log))
         now = self.clock.now()
-        new = [RecordedEvent(stream, len(log) + i + 1, e.type, json.loads(json.dumps(e.data)),
-                             json.loads(json.dumps(e.metadata)), len(self._all) + i + 1, now)
-               for i, e in enumerate(events)]
+        new = [(stream, len(log) + i + 1, e.type, json.dumps(e.data), json.dumps(e.metadata), len(self._all) + i + 1,
+                now) for i, e in enumerate(events)]
         if new:
             self._streams[stream] = log + new
             self._all.extend(new)
@@ -203,22 +210,23 @@ class InMemoryEventStore(EventStore):
     def read(self, stream, from_version=1, limit=None):
         self._check_read(stream, from_version, limit)
         out = self._streams.get(stream, [])[from_version - 1:]
-        return out if limit is None else out[:limit]
+        return [self._event(r) for r in (out if limit is None else out[:limit])]
 
     def read_all(self, from_position=1, limit=None):
         out = self._all[max(0, from_position - 1):]
-        return out if limit is None else out[:limit]
+        return [self._event(r) for r in (out if limit is None else out[:limit])]
 
     def streams(self):
         return sorted(self._streams)
 
     def _store_snapshot(self, snap):
         old = self._snapshots.get(snap.stream)
-        if old is None or snap.version >= old.version:  # an older snapshot never replaces a newer one
-            self._snapshots[snap.stream] = snap
+        if old is None or snap.version >= old[0]:  # an older snapshot never replaces a newer one
+            self._snapshots[snap.stream] = (snap.version, json.dumps(snap.state))
 
     def load_snapshot(self, stream):
-        return self._snapshots.get(_check_stream(stream))
+        got = self._snapshots.get(_check_stream(stream))
+        return None if got is None else Snapshot(stream, got[0], json.loads(got[1]))
 
 
 SCHEMA = """
