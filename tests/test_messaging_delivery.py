@@ -239,3 +239,28 @@ def test_crash_experiment_on_redis_streams(mode, redis_url):
         assert r.lost == 0 and r.duplicated >= r.crashes_by_stage["applied"]
     else:
         assert (r.lost, r.duplicated, r.applied) == (0, 0, 200)
+
+
+def test_two_producers_outboxes_never_share_a_message_id():
+    """Two services, each with its own outbox database, publish to one topic; the consumer
+    deduplicates by message id, so equal ids from different producers would silently drop the
+    second service's event."""
+    async def main():
+        broker = InMemoryBroker(CFG)
+        await broker.create_topic("orders", 1)
+        ids = []
+        for shop in ("eu", "us"):
+            db = connect()
+            outbox = Outbox(db)
+            with Transaction(db) as tx:
+                ids.append(outbox.add(tx, "orders", {"shop": shop}))
+            await OutboxRelay(outbox, broker).drain()
+        mail = connect()
+        mail.execute("CREATE TABLE sent (shop TEXT)")
+        h = IdempotentHandler(mail, lambda c, m: c.execute("INSERT INTO sent VALUES (?)", (m.payload["shop"],)))
+        for m in await broker.read("orders", 0):
+            h.handle(m)
+        return ids, [r[0] for r in mail.execute("SELECT shop FROM sent ORDER BY shop")]
+    ids, sent = run_virtual(main())
+    assert ids[0] != ids[1]
+    assert sent == ["eu", "us"]

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -39,13 +40,28 @@ CREATE TABLE IF NOT EXISTS outbox (
 )
 """
 
+META_SCHEMA = "CREATE TABLE IF NOT EXISTS outbox_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)"
+
 
 class Outbox:
-    """``add(conn, ...)`` inside the caller's transaction queues a message for the relay."""
+    """``add(conn, ...)`` inside the caller's transaction queues a message for the relay.
 
-    def __init__(self, conn: sqlite3.Connection, *, prefix: str = "out"):
-        self.conn, self.prefix = conn, prefix
+    Message ids are ``<prefix>-<seq>``. Consumers deduplicate by id alone, so the prefix must
+    be unique per outbox database: by default it is a random one, drawn when the table is
+    created and stored with it (``outbox_meta``), so it survives restarts of the producer.
+    """
+
+    def __init__(self, conn: sqlite3.Connection, *, prefix: str | None = None):
+        self.conn = conn
         conn.execute(SCHEMA)
+        conn.execute(META_SCHEMA)
+        conn.execute("INSERT OR IGNORE INTO outbox_meta(name, value) VALUES ('prefix', ?)",
+                     (prefix or f"out-{uuid.uuid4().hex[:12]}",))
+        stored = conn.execute("SELECT value FROM outbox_meta WHERE name = 'prefix'").fetchone()[0]
+        if prefix is not None and prefix != stored:
+            raise ValueError(f"Outbox(prefix={prefix!r}): this database's outbox already uses prefix {stored!r}; "
+                             "changing it could reuse message ids that consumers have already seen")
+        self.prefix = stored
 
     def add(self, conn: sqlite3.Connection, topic: str, payload: Any, *, key: str | None = None,
             kind: str = "event", headers: dict[str, str] | None = None) -> str:
