@@ -31,6 +31,7 @@ CRASH_MESSAGES = 10_000
 CRASH_RATE = 0.01
 MEM_N = 20_000
 REDIS_N = 5_000
+REDIS_REPS = 3
 
 
 def crash_table_memory() -> list:
@@ -77,11 +78,11 @@ def memory_throughput(max_in_flight: int) -> tuple[float, float]:
     return run_virtual(_pub_consume(InMemoryBroker(cfg), MEM_N))
 
 
-def redis_ours(url: str, max_in_flight: int) -> tuple[float, float]:
+def redis_ours(url: str, max_in_flight: int, rep: int = 0) -> tuple[float, float]:
     from workbook.messaging.redis_streams import RedisStreamsBroker
 
     async def main():
-        b = RedisStreamsBroker(url, BrokerConfig(max_in_flight=max_in_flight), prefix=f"bench{max_in_flight}")
+        b = RedisStreamsBroker(url, BrokerConfig(max_in_flight=max_in_flight), prefix=f"bench{max_in_flight}.{rep}")
         try:
             return await _pub_consume(b, REDIS_N, partitions=1)
         finally:
@@ -89,27 +90,43 @@ def redis_ours(url: str, max_in_flight: int) -> tuple[float, float]:
     return asyncio.run(main())
 
 
-def redis_plain(url: str) -> tuple[float, float]:
+def redis_plain(url: str, rep: int = 0) -> tuple[float, float]:
     import redis.asyncio as aioredis
 
     async def main():
         r = aioredis.Redis.from_url(url, decode_responses=True)
+        stream = f"plain.{rep}"
         try:
-            await r.xgroup_create("plain", "g", id="0", mkstream=True)
+            await r.xgroup_create(stream, "g", id="0", mkstream=True)
             t0 = time.perf_counter()
             for i in range(REDIS_N):
-                await r.xadd("plain", {"payload": f'{{"i":{i}}}', "key": f"k{i % 1000}"})
+                await r.xadd(stream, {"payload": f'{{"i":{i}}}', "key": f"k{i % 1000}"})
             t1 = time.perf_counter()
             got = 0
             while got < REDIS_N:
-                for _, entries in await r.xreadgroup("g", "c", {"plain": ">"}, count=100):
+                for _, entries in await r.xreadgroup("g", "c", {stream: ">"}, count=100):
                     for eid, _ in entries:
-                        await r.xack("plain", "g", eid)
+                        await r.xack(stream, "g", eid)
                         got += 1
             return t1 - t0, time.perf_counter() - t1
         finally:
             await r.aclose()
     return asyncio.run(main())
+
+
+def redis_throughput(url: str, reps: int = REDIS_REPS) -> dict[str, tuple[float, float]]:
+    """Best (shortest) publish and consume times of ``reps`` interleaved rounds of the three
+    Redis loops, so that neither the order of the runs nor a busy moment of the shared
+    machine favours one of them."""
+    best: dict[str, tuple[float, float]] = {}
+    for rep in range(reps):
+        for name, measure in (("ours100", lambda rep=rep: redis_ours(url, 100, rep)),
+                              ("ours1", lambda rep=rep: redis_ours(url, 1, rep)),
+                              ("plain", lambda rep=rep: redis_plain(url, rep))):
+            pub, con = measure()
+            old = best.get(name, (pub, con))
+            best[name] = (min(old[0], pub), min(old[1], con))
+    return best
 
 
 def _rate(n: int, seconds: float) -> str:
@@ -125,9 +142,8 @@ def run() -> str:
     try:
         with RedisServer() as server:
             redis_rows = crash_table_redis(server.url)
-            ours100 = redis_ours(server.url, 100)
-            ours1 = redis_ours(server.url, 1)
-            plain = redis_plain(server.url)
+            best = redis_throughput(server.url)
+            ours100, ours1, plain = best["ours100"], best["ours1"], best["plain"]
     except ServiceUnavailable as exc:
         redis_note = f"Redis not measured: {exc}"
     lines += [f"Crash experiment: {CRASH_MESSAGES:,} messages, 4 consumers, 8 partitions, crash probability "
@@ -145,7 +161,8 @@ def run() -> str:
                   f"{'yes' if ok else 'NO'}.", ""]
     m100, m1 = memory_throughput(100), memory_throughput(1)
     lines += [f"Throughput, {MEM_N:,} messages (in-memory) / {REDIS_N:,} messages (Redis, one partition), "
-              "one producer then one consumer (poll up to 100 + ack each), wall clock:", "",
+              "one producer then one consumer (poll up to 100 + ack each), wall clock; the Redis rows are the "
+              f"best of {REDIS_REPS} interleaved rounds:", "",
               "| broker | publish | consume + ack |", "|---|---:|---:|",
               f"| in-memory, max_in_flight=100 | {_rate(MEM_N, m100[0])} | {_rate(MEM_N, m100[1])} |",
               f"| in-memory, max_in_flight=1 (8 partitions) | {_rate(MEM_N, m1[0])} | {_rate(MEM_N, m1[1])} |"]
