@@ -461,3 +461,38 @@ def test_a_failing_listener_neither_fails_the_call_nor_leaks_a_half_open_slot(ca
     assert breaker.listener_errors == 3 + 3  # 3 transitions (OPEN, HALF_OPEN, CLOSED), 3 successes
     assert recorder.kinds().count("success") == 3  # the other listeners still got every event
     assert "listener" in caplog.text and "plot failed" in caplog.text
+
+
+def test_stuck_half_open_goes_back_to_open_on_time_without_a_new_call():
+    """resilience4j moves a HALF_OPEN breaker whose trials have not finished within
+    max_wait_duration_in_half_open_state back to OPEN by itself; it used to wait for the
+    next caller, so a panel (or a timeline) showed HALF_OPEN for as long as nobody called."""
+    clock = ManualClock()
+    breaker, rec = make(clock, permitted_number_of_calls_in_half_open_state=1, max_wait_duration_in_half_open_state=3)
+    for _ in range(4):
+        outcome(breaker, fail)
+    clock.advance(10)
+    breaker.acquire_permission()  # a trial that never returns
+    clock.advance(3)
+    assert breaker.state is State.OPEN  # read, not called
+    assert [t[1:] for t in rec.transitions()][-1] == ("HALF_OPEN", "OPEN")
+
+    async def main():
+        breaker = CircuitBreaker("v", sliding_window_size=2, minimum_number_of_calls=2, wait_duration_in_open_state=5,
+                                 automatic_transition_from_open_to_half_open=True,
+                                 permitted_number_of_calls_in_half_open_state=1,
+                                 max_wait_duration_in_half_open_state=2)
+        recorder = EventRecorder()
+        breaker.subscribe(recorder)
+        for _ in range(2):
+            try:
+                breaker.call(fail)
+            except Boom:
+                pass
+        await asyncio.sleep(5.5)
+        breaker.acquire_permission()  # the trial hangs
+        await asyncio.sleep(10)
+        return recorder.transitions()
+
+    assert run_virtual(main()) == [(0.0, "CLOSED", "OPEN"), (5.0, "OPEN", "HALF_OPEN"), (7.0, "HALF_OPEN", "OPEN"),
+                                   (12.0, "OPEN", "HALF_OPEN"), (14.0, "HALF_OPEN", "OPEN")]

@@ -245,10 +245,15 @@ class CircuitBreaker:
 
     @property
     def state(self) -> State:
-        """The current state (an automatic OPEN -> HALF_OPEN that is due happens here)."""
+        """The current state (a due automatic OPEN -> HALF_OPEN, or a due HALF_OPEN -> OPEN
+        after ``max_wait_duration_in_half_open_state``, happens here for clocks without timers)."""
         if (self._state is State.OPEN and self.config.automatic_transition_from_open_to_half_open
                 and self.clock.now() >= self._open_until):
             self._auto_half_open(self._generation)
+        elif self._state is State.HALF_OPEN:
+            limit = self.config.max_wait_duration_in_half_open_state
+            if limit and self.clock.now() >= self._half_open_since + limit:
+                self._half_open_expired(self._generation)
         return self._state
 
     def metrics(self) -> Snapshot:
@@ -397,16 +402,32 @@ class CircuitBreaker:
             self._half = CountWindow(self.config.permitted_number_of_calls_in_half_open_state)
             self._permits_left = self.config.permitted_number_of_calls_in_half_open_state
             self._half_open_since = now
+            if self.config.max_wait_duration_in_half_open_state:
+                self._schedule(self.config.max_wait_duration_in_half_open_state, self._half_open_expired)
         if self._listeners:
             events.append(BreakerEvent("state_transition", now, self.name, to, from_state=frm, to_state=to))
 
     def _schedule_half_open(self, wait: float) -> None:
+        self._schedule(wait, self._auto_half_open)
+
+    def _schedule(self, wait: float, callback) -> None:
+        """Run ``callback(generation)`` after ``wait`` on the loop's timers, if there are any."""
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             return  # no loop (a ManualClock test): ``state`` and the next call notice it
         if isinstance(self.clock, LoopClock):
-            self._timer = loop.call_later(wait, self._auto_half_open, self._generation)
+            self._timer = loop.call_later(wait, callback, self._generation)
+
+    def _half_open_expired(self, generation: int) -> None:
+        """``max_wait_duration_in_half_open_state`` passed with trials unfinished: back to OPEN."""
+        events: list = []
+        with self._lock:
+            limit = self.config.max_wait_duration_in_half_open_state
+            if self._state is State.HALF_OPEN and self._generation == generation:
+                self._timer = None
+                self._transition(State.OPEN, max(self.clock.now(), self._half_open_since + limit), events)
+        self._emit_all(events)
 
     def _auto_half_open(self, generation: int) -> None:
         events: list = []
