@@ -171,6 +171,18 @@ class RedisStreamsBroker(Broker):
         if start not in ("earliest", "latest"):
             raise ValueError(f"create_group {group!r} on {topic!r}: start must be 'earliest' or 'latest', "
                              f"got {start!r}")
+        from redis.exceptions import ResponseError
+
+        # The Redis groups first, the registry entry last: a creator that dies half-way leaves an
+        # unregistered group, which the next create_group completes (BUSYGROUP: already there),
+        # never a registered group that lacks some partitions (NOGROUP on every poll).
+        for p in range(n):
+            try:
+                await self.redis.xgroup_create(self._k("s", topic, p), group,
+                                               id="0" if start == "earliest" else "$", mkstream=True)
+            except ResponseError as exc:
+                if "BUSYGROUP" not in str(exc):
+                    raise
         if not await self.redis.hsetnx(self._k("g", topic), group, repr(self.now())):
             if exist_ok:
                 return
@@ -179,9 +191,6 @@ class RedisStreamsBroker(Broker):
                               f"{members or 'none'}); two services sharing a group name would split each other's "
                               "messages: pick another name, or pass exist_ok=True to join the existing group "
                               "on purpose")
-        for p in range(n):
-            await self.redis.xgroup_create(self._k("s", topic, p), group, id="0" if start == "earliest" else "$",
-                                           mkstream=True)
 
     async def _check_group(self, topic: str, group: str) -> int:
         n = await self.partitions(topic)

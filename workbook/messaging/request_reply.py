@@ -24,6 +24,7 @@ class Requester:
         self._waiting: dict[str, asyncio.Future] = {}
         self._ids = itertools.count(1)
         self._task: asyncio.Task | None = None
+        self._closed = False
         self.late_replies = 0
 
     async def start(self) -> "Requester":
@@ -34,7 +35,9 @@ class Requester:
         return self
 
     async def _listen(self) -> None:
-        while True:
+        # a flag as well as cancel(): a cancellation lost inside a client library (seen with
+        # redis-py, about one close in four) must not keep the listener polling for ever
+        while not self._closed:
             for d in await self.broker.poll(self.reply_topic, self.name, self.name, timeout=1.0):
                 fut = self._waiting.pop(d.message.correlation_id or "", None)
                 if fut is not None and not fut.done():
@@ -57,12 +60,14 @@ class Requester:
                                  f"{self.reply_topic!r} within {timeout:g}s") from None
 
     async def close(self) -> None:
+        self._closed = True
         if self._task is not None:
             self._task.cancel()
             try:
                 await self._task
             except asyncio.CancelledError:
-                pass
+                if asyncio.current_task().cancelling():
+                    raise  # close() itself was cancelled: do not swallow that
         await self.broker.leave(self.reply_topic, self.name, self.name)
 
 
