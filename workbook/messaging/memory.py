@@ -21,7 +21,7 @@ from workbook.core.clock import Clock, LoopClock
 from workbook.core.params import check_int
 from workbook.messaging.broker import Broker, BrokerConfig, dlq_topic
 from workbook.messaging.errors import ConsumerNameClash, GroupExists, UnknownGroup, UnknownTopic
-from workbook.messaging.message import Delivery, Message, check_kind, check_topic, decode_payload, encode_payload
+from workbook.messaging.message import Delivery, Message, check_publish, check_topic, decode_payload
 from workbook.messaging.partitioner import KeyPartitioner
 
 
@@ -110,11 +110,7 @@ class InMemoryBroker(Broker):
     async def publish(self, topic: str, payload: Any, *, key: str | None = None, kind: str = "event",
                       headers: dict[str, str] | None = None, reply_to: str | None = None,
                       correlation_id: str | None = None, message_id: str | None = None) -> Message:
-        check_topic(topic, where="publish")
-        check_kind(kind)
-        if reply_to is not None:
-            check_topic(reply_to, where="publish(reply_to=...)")
-        text = encode_payload(topic, payload)
+        text = check_publish(topic, payload, kind, reply_to)
         log = self._log(topic)
         p = self.partitioner.partition(key, len(log))
         stored = _Stored(message_id or f"m{next(self._ids):07d}", key, kind, text, dict(headers or {}),

@@ -84,6 +84,15 @@ def check_kind(kind) -> str:
     return kind
 
 
+def check_publish(topic: str, payload: Any, kind: str, reply_to: str | None) -> str:
+    """Every backend's checks before a publish; returns the payload's JSON text."""
+    check_topic(topic, where="publish")
+    check_kind(kind)
+    if reply_to is not None:
+        check_topic(reply_to, where="publish(reply_to=...)")
+    return encode_payload(topic, payload)
+
+
 def encode_payload(topic: str, payload: Any) -> str:
     """JSON text of ``payload``; raise PayloadNotSerialisable naming the offending path."""
     try:
