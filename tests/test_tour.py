@@ -138,3 +138,23 @@ def test_each_quantile_falls_off_the_cliff_at_the_predicted_fanout():
     assert below.p50_ms < 100 and above.p50_ms < 100  # p50 only from k = 69
     with pytest.raises(ValueError):
         fanout_where_quantile_stalls(1.5, 0.01)
+
+
+def test_explorer_redraws_the_selected_nodes_edges(shop):
+    from workbook.viz.tour import architecture_explorer, architecture_figure
+
+    # the figure has the same traces whatever is selected, so the explorer can update it in place
+    counts = {len(architecture_figure(shop, node).data) for node in [None, *shop.graph]}
+    assert counts == {7}
+    box = architecture_explorer(shop, initial="registry")
+    picker, summary, figure = box.children
+
+    def highlighted_edges():
+        return sum(len([x for x in t.x if x is not None]) // 2 for t in figure.data if t.line.width == 3)
+
+    assert highlighted_edges() == len(shop.callers("registry")) + len(shop.callees("registry"))
+    picker.value = "web"  # a client: one edge, to the gateway
+    assert highlighted_edges() == 1
+    assert "calls: gateway" in summary.value
+    nodes = figure.data[-1]
+    assert dict(zip(nodes.text, nodes.marker.color))["web"] == "#e41a1c"

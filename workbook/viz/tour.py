@@ -94,13 +94,14 @@ def architecture_figure(arch: Architecture, selected: str | None = None, *, kind
                     continue
                 xs += [pos[a][0], pos[b][0], None]
                 ys += [pos[a][1], pos[b][1], None]
-            if xs:
-                fig.add_trace(go.Scatter(
-                    x=xs, y=ys, mode="lines", hoverinfo="skip",
-                    name=f"{mode}{' (selected)' if active else ''}", showlegend=not active,
-                    line=dict(dash=MODE_DASH[mode], width=3 if active else 1,
-                              color="#e41a1c" if active else "#bdbdbd"),
-                ))
+            # every trace is always present (maybe empty), so the explorer can update the
+            # figure trace by trace whatever is selected
+            fig.add_trace(go.Scatter(
+                x=xs, y=ys, mode="lines", hoverinfo="skip",
+                name=f"{mode}{' (selected)' if active else ''}", showlegend=not active,
+                line=dict(dash=MODE_DASH[mode], width=3 if active else 1,
+                          color="#e41a1c" if active else "#bdbdbd"),
+            ))
     nodes = list(arch.graph.nodes(data=True))
     colours = [ROLE_COLOUR.get(roles[n], KIND_COLOUR[d["kind"]]) for n, d in nodes]
     fig.add_trace(go.Scatter(
@@ -131,7 +132,7 @@ def architecture_explorer(arch: Architecture, initial: str = "order-service"):
         node = picker.value
         fresh = architecture_figure(arch, node)
         with figure.batch_update():
-            for old, new in zip(figure.data, fresh.data):
+            for old, new in zip(figure.data, fresh.data, strict=True):
                 old.update(new.to_plotly_json())
             figure.layout.title = fresh.layout.title
         summary.value = (f"<b>{node}</b> calls: {', '.join(arch.callees(node)) or 'nothing'}<br>"
