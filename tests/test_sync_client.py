@@ -6,7 +6,7 @@ import aiohttp
 import pytest
 
 from workbook.core.realtime import serve
-from workbook.sync import (DEADLINE_HEADER, Backoff, CallNotPermittedError, CircuitBreaker, HTTPStatusError,
+from workbook.sync import (DEADLINE_HEADER, Backoff, CircuitBreaker, HTTPStatusError,
                            OverallTimeout, Pipeline, Retry, State, Timeout)
 from workbook.sync.client import ServiceClient, ServiceConnectionError
 from workbook.sync.context import RequestContext, context_scope

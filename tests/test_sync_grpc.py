@@ -3,7 +3,6 @@
 import asyncio
 
 import grpc
-import pytest
 
 from workbook.sync import Backoff, CircuitBreaker, OverallTimeout, Pipeline, Retry, State, Timeout, is_retryable
 from workbook.sync.context import RequestContext, context_scope

@@ -27,7 +27,7 @@ from workbook.sync.pipeline import Pipeline
 from workbook.sync.retry import Retry
 
 __all__ = [
-    "Backoff", "BreakerEvent", "BulkheadFullError", "CallNotPermittedError", "CircuitBreaker",
+    "Backoff", "BreakerEvent", "Bulkhead", "BulkheadFullError", "CallNotPermittedError", "CircuitBreaker",
     "CircuitBreakerConfig", "ConsecutiveFailureBreaker", "DEADLINE_HEADER", "Deadline", "DeadlineExceededError",
     "EventRecorder", "Fallback", "HTTPStatusError", "Hedge", "OverallTimeout", "PerTryTimeoutError", "Pipeline",
     "Retry", "RetryBudget", "RetryBudgetExhaustedError", "State", "Timeout", "current_deadline", "is_retryable",

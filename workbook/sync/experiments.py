@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import math
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from workbook.core.params import check_int, check_number
 from workbook.core.simnet import Response, SimNetwork

@@ -17,7 +17,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from workbook.sync.breaker import State
-from workbook.sync.experiments import DEFAULT_PHASES, BreakerRun, Phase, breaker_timeline
+from workbook.sync.experiments import BreakerRun, Phase, breaker_timeline
 
 STATE_Y = {"CLOSED": 0, "HALF_OPEN": 1, "OPEN": 2, "FORCED_OPEN": 2, "DISABLED": 0, "METRICS_ONLY": 0}
 STATE_NAMES = ["CLOSED", "HALF_OPEN", "OPEN"]
