@@ -257,11 +257,16 @@ class CircuitBreaker:
         return self._state
 
     def metrics(self) -> Snapshot:
-        """The window of the current state (the trials' window in HALF_OPEN)."""
-        if self._state is State.HALF_OPEN:
-            return snapshot(self._half, self.config.permitted_number_of_calls_in_half_open_state)
-        self._window.slide(self.clock.now())
-        return snapshot(self._window, self.config.minimum_number_of_calls)
+        """The window of the current state (the trials' window in HALF_OPEN).
+
+        Taken under the breaker's lock: a time window slides (drops buckets) here, and a
+        thread recording a call at the same moment must not see it half-slid.
+        """
+        with self._lock:
+            if self._state is State.HALF_OPEN:
+                return snapshot(self._half, self.config.permitted_number_of_calls_in_half_open_state)
+            self._window.slide(self.clock.now())
+            return snapshot(self._window, self.config.minimum_number_of_calls)
 
     @property
     def retry_at(self) -> float | None:
