@@ -47,6 +47,7 @@ import inspect
 import logging
 import threading
 import time
+from asyncio import _get_running_loop  # returns None outside a loop (no exception)
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -226,6 +227,7 @@ class CircuitBreaker:
     def clock(self, clock) -> None:
         self._clock = clock
         # WallClock.now is time.monotonic: binding it directly saves a call on the fast path
+        self._loop_clock = type(clock) is LoopClock
         if type(clock) is WallClock:
             self._now = time.monotonic
         else:
@@ -492,7 +494,11 @@ class CircuitBreaker:
         """
         if self._fast_closed:
             generation = self._generation
-            now = self._now
+            if self._loop_clock:  # LoopClock.now, resolved once for both readings
+                loop = _get_running_loop()
+                now = time.monotonic if loop is None else loop.time
+            else:
+                now = self._now
             start = now()
             try:
                 result = fn(*args, **kwargs)
