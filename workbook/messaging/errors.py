@@ -43,3 +43,16 @@ class RequestTimeout(MessagingError, TimeoutError):
 
 class ConsumerCrash(MessagingError, RuntimeError):
     """Injected by experiments: the consumer process dies at this point (no ack, no cleanup)."""
+
+
+class InvalidMessage(MessagingError, TypeError):
+    """A header, key, correlation id or message id that is not a string."""
+
+
+class BrokerUnavailable(MessagingError, ConnectionError):
+    """The broker could not be reached (connection refused or lost, server restarting).
+
+    Nothing is known about the command that failed: a publish may or may not have been
+    written, an ack may or may not have been applied. Retrying is safe for everything the
+    broker offers (a message published twice is a duplicate an idempotent consumer drops,
+    an ack of an acked message is a no-op)."""

@@ -21,10 +21,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from workbook.messaging.errors import InvalidTopicName, PayloadNotSerialisable
+from workbook.messaging.errors import InvalidMessage, InvalidTopicName, PayloadNotSerialisable
 
 KINDS = ("command", "event", "request", "reply")
-TOPIC_RE = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
+TOPIC_RE = re.compile(r"[A-Za-z0-9._-]{1,249}")  # use with fullmatch: "$" accepts a final "\n"
 
 
 @dataclass(frozen=True)
@@ -68,8 +68,8 @@ def check_topic(name, *, where: str = "topic") -> str:
     """Return ``name`` if it is a valid topic name, else raise InvalidTopicName saying why."""
     if not isinstance(name, str):
         raise InvalidTopicName(f"{where}: topic name must be a string, got {type(name).__name__} {name!r}")
-    if not TOPIC_RE.match(name) or name in (".", ".."):
-        bad = sorted({c for c in name if not re.match(r"[A-Za-z0-9._-]", c)})
+    if not TOPIC_RE.fullmatch(name) or name in (".", ".."):
+        bad = sorted({c for c in name if not re.fullmatch(r"[A-Za-z0-9._-]", c)})
         why = "it is empty" if not name else (
             f"it has {len(name)} characters (at most 249)" if len(name) > 249 else
             f"it contains {', '.join(repr(c) for c in bad)}" if bad else "'.' and '..' are reserved")
@@ -84,20 +84,47 @@ def check_kind(kind) -> str:
     return kind
 
 
-def check_publish(topic: str, payload: Any, kind: str, reply_to: str | None) -> str:
+def check_headers(topic: str, headers) -> dict[str, str]:
+    """A copy of ``headers`` if it maps strings to strings (``None``: no headers), else
+    InvalidMessage naming the offending header: both backends carry headers as text."""
+    if headers is None:
+        return {}
+    if not isinstance(headers, dict):
+        raise InvalidMessage(f"publish to topic {topic!r}: headers must be a dict of str to str, "
+                             f"got {type(headers).__name__}")
+    for k, v in headers.items():
+        if not isinstance(k, str) or not isinstance(v, str):
+            raise InvalidMessage(f"publish to topic {topic!r}: header {k!r} = {v!r} ({type(k).__name__} -> "
+                                 f"{type(v).__name__}): header names and values must be strings")
+    return dict(headers)
+
+
+def check_publish(topic: str, payload: Any, kind: str, reply_to: str | None,
+                  correlation_id: str | None = None, key: str | None = None, message_id: str | None = None) -> str:
     """Every backend's checks before a publish; returns the payload's JSON text."""
-    check_topic(topic, where="publish")
-    check_kind(kind)
+    if not (type(topic) is str and TOPIC_RE.fullmatch(topic)) or topic in (".", ".."):
+        check_topic(topic, where="publish")
+    if kind not in KINDS:
+        check_kind(kind)
     if reply_to is not None:
         check_topic(reply_to, where="publish(reply_to=...)")
+    for name, value in (("key", key), ("correlation_id", correlation_id), ("message_id", message_id)):
+        if value is not None and type(value) is not str:
+            raise InvalidMessage(f"publish to topic {topic!r}: {name} must be a string or None, "
+                                 f"got {type(value).__name__} {value!r}")
     return encode_payload(topic, payload)
 
 
+MAX_PAYLOAD_DEPTH = 200
+"""When JSON encoding runs out of stack, the error names the element at this nesting depth."""
+
+
 def encode_payload(topic: str, payload: Any) -> str:
-    """JSON text of ``payload``; raise PayloadNotSerialisable naming the offending path."""
+    """JSON text of ``payload``; raise PayloadNotSerialisable naming the offending path
+    (a value JSON cannot hold, a cycle, or nesting too deep for the encoder's stack)."""
     try:
         return json.dumps(payload, allow_nan=False, sort_keys=True, separators=(",", ":"))
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, RecursionError) as exc:
         path, detail = find_unserialisable(payload, "payload")
         raise PayloadNotSerialisable(topic, path or "payload", detail or str(exc)) from None
 
@@ -106,7 +133,15 @@ def decode_payload(text: str) -> Any:
     return json.loads(text)
 
 
-def find_unserialisable(value: Any, path: str) -> tuple[str | None, str | None]:
+def find_unserialisable(value: Any, path: str, _seen: tuple = ()) -> tuple[str | None, str | None]:
+    """The first element of ``value`` that JSON cannot hold: (its path, why), else (None, None).
+    Cycles and nesting deeper than ``MAX_PAYLOAD_DEPTH`` count as such elements."""
+    if isinstance(value, (dict, list, tuple)):
+        if any(v is value for v in _seen):
+            return path, "it contains itself (a cycle)"
+        if len(_seen) >= MAX_PAYLOAD_DEPTH:
+            return path, f"nested deeper than {MAX_PAYLOAD_DEPTH} levels"
+        _seen = (*_seen, value)
     if value is None or isinstance(value, (str, bool, int)):
         return None, None
     if isinstance(value, float):
@@ -115,13 +150,13 @@ def find_unserialisable(value: Any, path: str) -> tuple[str | None, str | None]:
         for k, v in value.items():
             if not isinstance(k, (str, int, float, bool)) and k is not None:
                 return f"{path}[{k!r}]", f"key of type {type(k).__name__} is not allowed"
-            found = find_unserialisable(v, f"{path}[{k!r}]")
+            found = find_unserialisable(v, f"{path}[{k!r}]", _seen)
             if found[0]:
                 return found
         return None, None
     if isinstance(value, (list, tuple)):
         for i, v in enumerate(value):
-            found = find_unserialisable(v, f"{path}[{i}]")
+            found = find_unserialisable(v, f"{path}[{i}]", _seen)
             if found[0]:
                 return found
         return None, None

@@ -33,7 +33,7 @@ import time
 import uuid
 from typing import Any
 
-from workbook.core.params import check_int
+from workbook.core.params import check_int, check_number
 from workbook.messaging.broker import Broker, BrokerConfig, dlq_topic
 from workbook.messaging.errors import ConsumerNameClash, GroupExists, UnknownGroup, UnknownTopic
 from workbook.messaging.message import Delivery, Message, check_publish, check_topic, decode_payload
@@ -45,22 +45,63 @@ redis.call('XADD', KEYS[1], n .. '-0', unpack(ARGV))
 return n
 """
 
-# XREADGROUP on each stream in turn (KEYS), at most ARGV[3+i] entries from stream i and at
-# most ARGV[3] in all: the reads a poll makes one partition after another, in one round trip.
-# Returns {{i-1, entries}, ...} for the streams that had new entries.
-_READ_NEW = """
-local out, budget = {}, tonumber(ARGV[3])
-for i, stream in ipairs(KEYS) do
-  local room = math.min(tonumber(ARGV[3 + i]), budget)
-  if room > 0 then
-    local got = redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', room, 'STREAMS', stream, '>')
-    if got then
-      budget = budget - #got[1][2]
-      out[#out + 1] = {i - 1, got[1][2]}
+# One poll, atomically: heartbeat, expiry of silent members, assignment, pending lists,
+# reclaims and new reads, so no other client's poll, join or ack can fall between deciding
+# which partitions this consumer owns (and how much room they have) and reading from them.
+# KEYS: members hash, nack flags hash, then every partition's stream (partition p = KEYS[p + 3]).
+# ARGV: group, consumer, now, session timeout (s), visibility timeout (ms), max_deliveries,
+#       max_in_flight, max_messages, pending entries scanned per partition.
+# Returns {deliveries, dead, expired}: deliveries {p, attempt, entry id, {field, value, ...}}
+# in partition order; dead {p, entry id, deliveries, nack reason or ''}: due entries past
+# max_deliveries, left pending for the client to dead-letter (their partition delivers nothing
+# else in this call); expired: the members removed for missed heartbeats.
+_POLL = """
+local group, me, now = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local session, vt = tonumber(ARGV[4]), tonumber(ARGV[5])
+local maxdel, maxfl, budget, scan = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
+redis.call('HSET', KEYS[1], me, ARGV[3])
+local flat = redis.call('HGETALL', KEYS[1])
+local live, expired, alive = {}, {}, {}
+for i = 1, #flat, 2 do
+  if now - tonumber(flat[i + 1]) > session then expired[#expired + 1] = flat[i]
+  else live[#live + 1] = flat[i]; alive[flat[i]] = true end
+end
+if #expired > 0 then redis.call('HDEL', KEYS[1], unpack(expired)) end
+table.sort(live)
+local out, dead = {}, {}
+for p = 0, #KEYS - 3 do
+  if live[(p % #live) + 1] == me then
+    local stream = KEYS[p + 3]
+    local pend = redis.call('XPENDING', stream, group, '-', '+', scan)
+    local in_flight, blocked = #pend, false
+    for _, e in ipairs(pend) do
+      local eid, owner, idle, count = e[1], e[2], e[3], e[4]
+      local flag = p .. ':' .. eid
+      local reason = redis.call('HGET', KEYS[2], flag)
+      if reason or idle >= vt or not alive[owner] then
+        blocked = true
+        if count >= maxdel then
+          dead[#dead + 1] = {p, eid, count, reason or ''}
+        else
+          if budget <= 0 then break end
+          budget = budget - 1
+          local got = redis.call('XCLAIM', stream, group, me, 0, eid)
+          if reason then redis.call('HDEL', KEYS[2], flag) end
+          if got[1] then out[#out + 1] = {p, count + 1, eid, got[1][2]} end
+        end
+      end
+    end
+    local room = math.min(maxfl - in_flight, budget)
+    if not blocked and room > 0 then
+      local got = redis.call('XREADGROUP', 'GROUP', group, me, 'COUNT', room, 'STREAMS', stream, '>')
+      if got then
+        for _, entry in ipairs(got[1][2]) do out[#out + 1] = {p, 1, entry[1], entry[2]} end
+        budget = budget - #got[1][2]
+      end
     end
   end
 end
-return out
+return {out, dead, expired}
 """
 
 # XACK and the removal of a nack flag, in one command.
@@ -93,15 +134,15 @@ class RedisStreamsBroker(Broker):
         self.partitioner = partitioner or KeyPartitioner()
         self.poll_interval = poll_interval
         self._xadd = self.redis.register_script(_XADD)
-        self._read_new = self.redis.register_script(_READ_NEW)
+        self._poll = self.redis.register_script(_POLL)
         self._ack = self.redis.register_script(_ACK)
         self._ids = 0
         self._id_prefix = f"r{uuid.uuid4().hex[:12]}"  # ids are what idempotent consumers deduplicate on
         self.events: list[tuple[float, str, dict]] = []
         self._partitions: dict[str, int] = {}  # topics never change their partition count: cached
         self._groups: set[tuple[str, str]] = set()  # groups are never deleted: cached once seen
-        self._owned: dict[tuple[str, str, str], tuple[int, ...]] = {}  # partitions owned at the last poll
         self._stream_names: dict[str, list[str]] = {}
+        self._keys: dict[tuple[str, str], list[str]] = {}
 
     # -- keys -----------------------------------------------------------------------------------
     def _k(self, kind: str, *parts) -> str:
@@ -154,9 +195,9 @@ class RedisStreamsBroker(Broker):
                        int(seq) - 1, ts)
 
     @staticmethod
-    def _message(topic: str, p: int, entry_id: str, f: dict) -> Message:
-        message_id, kind, key, headers, reply_to, correlation_id, ts = json.loads(f["meta"])
-        return Message(topic, decode_payload(f["payload"]), message_id, key, kind, headers, reply_to, correlation_id, p,
+    def _message(topic: str, p: int, entry_id: str, payload: str, meta: str) -> Message:
+        message_id, kind, key, headers, reply_to, correlation_id, ts = json.loads(meta)
+        return Message(topic, decode_payload(payload), message_id, key, kind, headers, reply_to, correlation_id, p,
                        _offset(entry_id), ts)
 
     # -- groups -----------------------------------------------------------------------------------
@@ -244,6 +285,15 @@ class RedisStreamsBroker(Broker):
     # -- consuming ----------------------------------------------------------------------------------
     async def poll(self, topic: str, group: str, consumer: str, *, max_messages: int = 10,
                    timeout: float = 0.0) -> list[Delivery]:
+        """Heartbeat, then up to ``max_messages`` deliveries from the partitions ``consumer``
+        owns, waiting up to ``timeout`` seconds for one.
+
+        Each round is one Lua call (``_POLL``): membership, assignment, in-flight counts,
+        reclaims and new reads happen atomically on the server, so two consumers that poll
+        during a rebalance can never both read from one partition (per-key order holds however
+        slow either client's link is). Only dead-lettering (rare) costs extra round trips."""
+        check_int("max_messages", max_messages, minimum=1)
+        check_number("timeout", timeout, minimum=0)
         n = await self._check_group(topic, group)
         deadline = time.monotonic() + timeout
         while True:
@@ -253,88 +303,34 @@ class RedisStreamsBroker(Broker):
             await asyncio.sleep(min(self.poll_interval, max(0.0, deadline - time.monotonic())))
 
     async def _collect(self, topic: str, group: str, consumer: str, n: int, max_messages: int) -> list[Delivery]:
-        """One poll in (usually) two round trips.
+        keys = self._poll_keys(topic, group, n)
+        cfg = self.config
+        while True:
+            now = self.now()
+            deliveries, dead, expired = await self._poll(
+                keys=keys, args=[group, consumer, repr(now), cfg.session_timeout, cfg.visibility_timeout * 1000,
+                                 cfg.max_deliveries, cfg.max_in_flight, max_messages, PENDING_SCAN])
+            if expired:
+                self.events.append((now, "rebalance", {"topic": topic, "group": group,
+                                                       "why": f"{', '.join(sorted(expired))} missed heartbeats"}))
+            out = [Delivery(self._message(topic, p, eid, flat[1], flat[3]), group, consumer, attempt)
+                   for p, attempt, eid, flat in deliveries]
+            if not dead:
+                return out
+            # due entries past max_deliveries: dead-letter them, then poll again (their
+            # partitions delivered nothing else), as the in-memory broker does within one poll
+            for p, eid, times, reason in dead:
+                why = reason or f"not acknowledged within {cfg.visibility_timeout:g}s"
+                await self._dead_letter(topic, group, p, eid, f"{why} (after {times} deliveries)", times)
+            if out:
+                return out
 
-        1. A pipeline: heartbeat, membership, nack flags, and the pending lists (XPENDING) of
-           the partitions this consumer owned at its previous poll (a guess; any partition
-           the fresh assignment adds is read in an extra round trip, after a rebalance).
-        2. Reclaims (XCLAIM, pipelined) of due pending entries, then one Lua call that runs
-           XREADGROUP on each owned partition with room, in partition order, until
-           ``max_messages`` (the same reads, in the same order, as one call per partition).
-        """
-        mkey, kkey = self._k("m", topic, group), self._k("k", topic, group)
-        streams = self._streams(topic, n)
-        mine_before = self._owned.get((topic, group, consumer), ())
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.hset(mkey, consumer, repr(self.now()))
-            pipe.hgetall(mkey)
-            pipe.hgetall(kkey)
-            for p in mine_before:
-                pipe.xpending_range(streams[p], group, min="-", max="+", count=PENDING_SCAN)
-            _, members, nacks, *lists = await pipe.execute()
-        pending = dict(zip(mine_before, lists))
-        owners, live = await self._owners(topic, group, n, members)
-        mine = [p for p in range(n) if owners.get(p) == consumer]
-        self._owned[(topic, group, consumer)] = tuple(mine)
-        missing = [p for p in mine if p not in pending]
-        if missing:  # the assignment changed since the previous poll
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for p in missing:
-                    pipe.xpending_range(streams[p], group, min="-", max="+", count=PENDING_SCAN)
-                pending.update(zip(missing, await pipe.execute()))
-        vt_ms = self.config.visibility_timeout * 1000
-        budget = max_messages
-        claims: list[tuple[int, str, int, int, str | None]] = []
-        reads: list[tuple[int, int]] = []
-        for p in mine:
-            entries = pending[p]
-            in_flight, redelivered = len(entries), False
-            for e in sorted(entries, key=lambda e: _offset(e["message_id"])):
-                eid, owner, idle = e["message_id"], e["consumer"], e["time_since_delivered"]
-                reason = nacks.get(f"{p}:{eid}")
-                if not (owner not in live or idle >= vt_ms or reason is not None):
-                    continue
-                if e["times_delivered"] >= self.config.max_deliveries:
-                    why = (reason or f"not acknowledged within {self.config.visibility_timeout:g}s")
-                    await self._dead_letter(topic, group, p, eid, f"{why} (after {e['times_delivered']} deliveries)",
-                                            e["times_delivered"])
-                    in_flight -= 1
-                    continue
-                redelivered = True
-                if budget <= 0:
-                    break
-                budget -= 1
-                claims.append((p, eid, e["times_delivered"] + 1, idle, reason))
-            if not redelivered:  # order: nothing new from a partition with a redelivery outstanding
-                reads.append((p, self.config.max_in_flight - in_flight))
-        out: list[Delivery] = []
-        if claims:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for p, eid, _, idle, reason in claims:
-                    # min_idle_time = the idle time just observed: if another consumer claimed the
-                    # entry in between (its idle time restarted), this claim does nothing, so one
-                    # due entry is never handed to two consumers
-                    pipe.xclaim(streams[p], group, consumer, min_idle_time=idle, message_ids=[eid])
-                    if reason is not None:
-                        pipe.hdel(kkey, f"{p}:{eid}")
-                results = iter(await pipe.execute())
-            for p, eid, attempt, _, reason in claims:
-                claimed = next(results)
-                if reason is not None:
-                    next(results)
-                for cid, fields in claimed:
-                    if fields is not None:  # None: a trimmed entry, nothing to deliver
-                        out.append(Delivery(self._message(topic, p, cid, fields), group, consumer, attempt))
-        reads = [(p, room) for p, room in reads if room > 0]
-        if reads and budget > 0:
-            got = await self._read_new(keys=[streams[p] for p, _ in reads],
-                                       args=[group, consumer, budget, *(room for _, room in reads)])
-            for i, entries in got:
-                p = reads[int(i)][0]
-                for eid, flat in entries:
-                    fields = dict(zip(flat[::2], flat[1::2]))
-                    out.append(Delivery(self._message(topic, p, eid, fields), group, consumer, 1))
-        return out
+    def _poll_keys(self, topic: str, group: str, n: int) -> list[str]:
+        keys = self._keys.get((topic, group))
+        if keys is None or len(keys) != n + 2:
+            keys = self._keys[(topic, group)] = [self._k("m", topic, group), self._k("k", topic, group),
+                                                 *self._streams(topic, n)]
+        return keys
 
     def _streams(self, topic: str, n: int) -> list[str]:
         names = self._stream_names.get(topic)
@@ -370,7 +366,7 @@ class RedisStreamsBroker(Broker):
         stream = self._k("s", topic, p)
         entries = await self.redis.xrange(stream, min=eid, max=eid)
         if entries:
-            m = self._message(topic, p, eid, entries[0][1])
+            m = self._message(topic, p, eid, entries[0][1]["payload"], entries[0][1]["meta"])
             await self.create_topic(dlq_topic(topic), 1)
             headers = dict(m.headers)
             headers.update({"x-dead-letter-reason": reason, "x-original-topic": topic, "x-original-partition": str(p),
@@ -416,7 +412,7 @@ class RedisStreamsBroker(Broker):
                 return []
         entries = await self.redis.xrange(self._k("s", topic, partition), min=_entry_id(from_offset), max="+",
                                           count=limit)
-        return [self._message(topic, partition, eid, f) for eid, f in entries]
+        return [self._message(topic, partition, eid, f["payload"], f["meta"]) for eid, f in entries]
 
     async def seek(self, topic: str, group: str, partition: int, offset: int) -> None:
         n = await self._check_group(topic, group)
