@@ -24,7 +24,7 @@ import time
 from workbook.core.virtual_time import run_virtual
 from workbook.messaging.broker import BrokerConfig
 from workbook.messaging.consumer import DeliveryMode
-from workbook.messaging.experiments import crash_experiment, crash_run
+from workbook.labs.ch03_async.experiments import crash_experiment, crash_run
 from workbook.messaging.memory import InMemoryBroker
 
 CRASH_MESSAGES = 10_000

@@ -22,7 +22,7 @@ import pybreaker
 import tenacity
 
 from workbook.core.clock import LoopClock, WallClock
-from workbook.sync import Backoff, CircuitBreaker, Retry, is_retryable
+from workbook.resilience import Backoff, CircuitBreaker, Retry, is_retryable
 
 N = 50_000
 REPEATS = 9

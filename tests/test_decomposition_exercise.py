@@ -2,7 +2,8 @@
 
 import pytest
 
-from workbook.decomposition import (CouplingModel, Grouping, Target, check_grouping, decompose, load_catalog)
+from workbook.decomposition import CouplingModel, Grouping, decompose, load_catalog
+from workbook.labs.ch01_decomposition.exercise import Target, check_grouping
 
 CONWAY_DATA = CouplingModel.from_weights(0.5, 0.0, 0.5, same_team=0.8, different_team=0.2)
 

@@ -3,7 +3,7 @@
 import pytest
 
 from workbook.decomposition import Grouping, catalog_from_records, coupling_matrix, decompose, load_catalog
-from workbook.viz.decomposition import (TEAM_RULES, DecompositionPanel, capability_graph_figure, heatmap_figure,
+from workbook.labs.ch01_decomposition.figures import (TEAM_RULES, DecompositionPanel, capability_graph_figure, heatmap_figure,
                                         service_graph_figure)
 
 

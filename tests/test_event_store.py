@@ -5,7 +5,7 @@ import threading
 import pytest
 
 from workbook.core.clock import ManualClock
-from workbook.messaging.event_store import (ANY, ConcurrencyConflict, ExpectedVersionFromFuture, InMemoryEventStore,
+from workbook.event_sourcing.event_store import (ANY, ConcurrencyConflict, ExpectedVersionFromFuture, InMemoryEventStore,
                                             NewEvent, SQLiteEventStore, WrongExpectedVersion)
 
 

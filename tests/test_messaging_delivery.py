@@ -8,7 +8,7 @@ import pytest
 
 from workbook.core.virtual_time import run_virtual
 from workbook.messaging import BrokerConfig, Consumer, ConsumerCrash, DeliveryMode, InMemoryBroker, PoisonMessage
-from workbook.messaging.experiments import crash_experiment, lag_experiment, ordering_experiment
+from workbook.labs.ch03_async.experiments import crash_experiment, lag_experiment, ordering_experiment
 from workbook.messaging.idempotent import IdempotentHandler, PlainHandler, Transaction, connect
 from workbook.messaging.outbox import Outbox, OutboxRelay
 from workbook.messaging.partitioner import KeyPartitioner, python_hash_partition, stable_hash
@@ -218,7 +218,7 @@ def test_stable_partitioner_survives_process_boundaries_python_hash_does_not():
 @pytest.mark.parametrize("mode", list(DeliveryMode))
 def test_crash_experiment_on_redis_streams(mode, redis_url):
     """The same crash experiment against a real redis-server (real time, short timeouts, 200 messages)."""
-    from workbook.messaging.experiments import crash_run
+    from workbook.labs.ch03_async.experiments import crash_run
     from workbook.messaging.redis_streams import RedisStreamsBroker
 
     cfg = BrokerConfig(visibility_timeout=1.0, session_timeout=0.3, max_deliveries=10)

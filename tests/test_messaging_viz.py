@@ -1,8 +1,8 @@
 """Figures show the numbers they are given; the control panel redraws from the package's results."""
 
-from workbook.messaging.experiments import compare_modes, lag_experiment, ordering_experiment
-from workbook.messaging.order_saga import single_saga_trace
-from workbook.viz import messaging as viz
+from workbook.labs.ch03_async.experiments import compare_modes, lag_experiment, ordering_experiment
+from workbook.sagas.order_flow import single_saga_trace
+from workbook.labs.ch03_async import figures as viz
 
 
 def test_delivery_bars_carry_the_counts():

@@ -4,10 +4,10 @@ import pytest
 
 from workbook.core.errors import ParameterError
 from workbook.core.virtual_time import run_virtual
-from workbook.messaging.choreography import run_choreography
-from workbook.messaging.order_saga import (STEPS, check_sagas, make_participants, naive_orchestrated,
+from workbook.sagas.choreography import run_choreography
+from workbook.sagas.order_flow import (STEPS, check_sagas, make_participants, naive_orchestrated,
                                            order_saga_definition, run_orchestrated, single_saga_trace)
-from workbook.messaging.saga import Orchestrator, OrchestratorCrash, SagaLog
+from workbook.sagas.orchestrator import Orchestrator, OrchestratorCrash, SagaLog
 
 
 @pytest.mark.parametrize("fail_step", STEPS)

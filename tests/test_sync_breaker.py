@@ -7,7 +7,7 @@ import pytest
 
 from workbook.core.clock import ManualClock
 from workbook.core.virtual_time import run_virtual
-from workbook.sync import (CallNotPermittedError, CircuitBreaker, CircuitBreakerConfig, ConsecutiveFailureBreaker,
+from workbook.resilience import (CallNotPermittedError, CircuitBreaker, CircuitBreakerConfig, ConsecutiveFailureBreaker,
                            EventRecorder, State)
 
 

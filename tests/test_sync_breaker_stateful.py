@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from workbook.core.clock import ManualClock
-from workbook.sync import CallNotPermittedError, CircuitBreaker
+from workbook.resilience import CallNotPermittedError, CircuitBreaker
 
 WINDOW, MINIMUM, PERMITTED, WAIT, MULT, CAP = 5, 3, 2, 10.0, 2.0, 35.0
 FAIL_T, SLOW_T, SLOW_DURATION = 60.0, 80.0, 1.0

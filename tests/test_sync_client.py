@@ -6,11 +6,11 @@ import aiohttp
 import pytest
 
 from workbook.core.realtime import serve
-from workbook.sync import (DEADLINE_HEADER, Backoff, CircuitBreaker, HTTPStatusError,
+from workbook.resilience import (DEADLINE_HEADER, Backoff, CircuitBreaker, HTTPStatusError,
                            OverallTimeout, Pipeline, Retry, State, Timeout)
-from workbook.sync.client import ServiceClient, ServiceConnectionError
-from workbook.sync.context import RequestContext, context_scope
-from workbook.sync.demo_service import make_demo_app
+from workbook.transport.client import ServiceClient, ServiceConnectionError
+from workbook.transport.context import RequestContext, context_scope
+from workbook.transport.demo_service import make_demo_app
 
 
 def run(coro):
@@ -165,7 +165,7 @@ def test_deadline_header_absent_without_deadline():
 
 def test_live_driver_changes_faults_and_follows_the_breaker():
     from workbook.core.clock import ManualClock
-    from workbook.sync.live import DEMO_PLAN, drive
+    from workbook.labs.ch02_sync.live import DEMO_PLAN, drive
 
     async def main():
         async with serve(make_demo_app("inventory")) as (url,):
@@ -293,7 +293,7 @@ def test_an_answer_broken_off_mid_body_is_a_named_retryable_connection_error():
 def test_demo_service_does_no_work_for_a_caller_that_gave_up():
     """With 200 ms of latency and a 50 ms deadline, the front service answers 504 and its
     downstream never sees the request (before, it did all the work for nobody)."""
-    from workbook.sync.demo_service import COUNTS
+    from workbook.transport.demo_service import COUNTS
 
     async def main():
         backend = make_demo_app("warehouse")

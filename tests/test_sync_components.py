@@ -6,10 +6,10 @@ import pytest
 
 from workbook.core.clock import ManualClock
 from workbook.core.virtual_time import run_virtual
-from workbook.sync import (DEADLINE_HEADER, Backoff, Bulkhead, BulkheadFullError, CallNotPermittedError, CircuitBreaker,
+from workbook.resilience import (DEADLINE_HEADER, Backoff, Bulkhead, BulkheadFullError, CallNotPermittedError, CircuitBreaker,
                            DeadlineExceededError, EventRecorder, Fallback, Hedge, OverallTimeout, PerTryTimeoutError,
                            Pipeline, Retry, State, Timeout, current_deadline)
-from workbook.sync.deadline import Deadline, deadline_from_headers, deadline_headers, deadline_scope
+from workbook.resilience.deadline import Deadline, deadline_from_headers, deadline_headers, deadline_scope
 
 
 def test_bulkhead_never_exceeds_its_limit_and_rejects_without_wait():
@@ -182,7 +182,7 @@ def test_hedge_raises_last_error_when_all_fail():
 def test_hedge_does_not_resend_after_a_definitive_answer():
     """A 404 will be a 404 again: no hedge for it. But a hedge rejected by an open breaker
     must not cut the first try, which may still answer."""
-    from workbook.sync import HTTPStatusError
+    from workbook.resilience import HTTPStatusError
 
     async def main():
         hedge = Hedge(delay=1.0, max_hedges=2)

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from workbook.sync.experiments import (Phase, breaker_study, breaker_timeline, check_breaker_exercise,
+from workbook.labs.ch02_sync.experiments import (Phase, breaker_study, breaker_timeline, check_breaker_exercise,
                                        half_open_flood, hedging, hedging_verdict, quantile, retry_storm,
                                        storm_verdict, timeout_sweep, timeout_verdict)
 

@@ -4,10 +4,10 @@ import asyncio
 
 import grpc
 
-from workbook.sync import Backoff, CircuitBreaker, OverallTimeout, Pipeline, Retry, State, Timeout, is_retryable
-from workbook.sync.context import RequestContext, context_scope
-from workbook.sync.grpc_demo import GrpcInventoryClient, GrpcStatusError, start_grpc_server
-from workbook.sync.protocols import compare_protocols
+from workbook.resilience import Backoff, CircuitBreaker, OverallTimeout, Pipeline, Retry, State, Timeout, is_retryable
+from workbook.transport.context import RequestContext, context_scope
+from workbook.transport.grpc_demo import GrpcInventoryClient, GrpcStatusError, start_grpc_server
+from workbook.labs.ch02_sync.protocols import compare_protocols
 
 
 def run(coro):

@@ -6,7 +6,7 @@ import pytest
 
 from workbook.core.clock import ManualClock
 from workbook.core.virtual_time import run_virtual
-from workbook.sync import (Backoff, HTTPStatusError, OverallTimeout, Retry, RetryBudget, RetryBudgetExhaustedError,
+from workbook.resilience import (Backoff, HTTPStatusError, OverallTimeout, Retry, RetryBudget, RetryBudgetExhaustedError,
                            is_retryable)
 
 
@@ -169,7 +169,7 @@ def test_bad_backoff_settings_name_the_field():
 def test_retry_after_parses_seconds_and_http_dates(value, expected):
     from datetime import datetime, timezone
 
-    from workbook.sync.errors import parse_retry_after
+    from workbook.resilience.errors import parse_retry_after
     now = datetime(2015, 10, 21, 7, 28, 0, tzinfo=timezone.utc)
     assert parse_retry_after(value, now=now) == expected
 
@@ -177,7 +177,7 @@ def test_retry_after_parses_seconds_and_http_dates(value, expected):
 def test_client_counts_an_http_date_from_the_response_date_header():
     from multidict import CIMultiDict
 
-    from workbook.sync.client import _retry_after
+    from workbook.transport.client import _retry_after
     headers = CIMultiDict({"Date": "Wed, 21 Oct 2015 07:28:00 GMT", "Retry-After": "Wed, 21 Oct 2015 07:28:45 GMT"})
     assert _retry_after(headers) == 45.0
     assert _retry_after(CIMultiDict({"Retry-After": "7"})) == 7.0

@@ -1,7 +1,7 @@
 """The breaker panel redraws when a slider moves; figures carry the experiment's numbers."""
 
-from workbook.sync.experiments import breaker_timeline
-from workbook.viz.sync import breaker_figure, breaker_panel, panel_run, panel_text, state_steps
+from workbook.labs.ch02_sync.experiments import breaker_timeline
+from workbook.labs.ch02_sync.figures import breaker_figure, breaker_panel, panel_run, breaker_panel_text, state_steps
 
 
 def test_panel_redraws_on_slider_change():
@@ -9,11 +9,11 @@ def test_panel_redraws_on_slider_change():
     assert "breaker-panel" in panel._dom_classes
     assert all("breaker-panel-slider" in s._dom_classes for s in panel.sliders.values())
     before_y, before_text = tuple(panel.figure.data[0].y), panel.summary.value
-    assert before_text == panel_text(panel_run(seed=0))
+    assert before_text == breaker_panel_text(panel_run(seed=0))
     panel.sliders["slow_rate"].value = 0.0
     panel.sliders["failure_rate"].value = 0.0
     assert tuple(panel.figure.data[0].y) != before_y
-    assert panel.summary.value == panel_text(panel_run(0.0, 0.0, seed=0))
+    assert panel.summary.value == breaker_panel_text(panel_run(0.0, 0.0, seed=0))
     assert "rejected 0" in panel.summary.value
 
 

@@ -7,10 +7,11 @@ import pytest
 import yaml
 
 from workbook.core import ConfigError, ParameterError
-from workbook.tour import fanout_experiment, load_architecture, slow_share_theory, tail_distribution
-from workbook.tour.architecture import architecture_from_dict
-from workbook.tour.exercise import check_fanout_answer, smallest_fanout
-from workbook.tour.tail import check_k_values, quantile
+from workbook.shop import load_architecture
+from workbook.labs.ch00_tour.experiments import fanout_experiment, slow_share_theory, tail_distribution
+from workbook.shop.architecture import architecture_from_dict
+from workbook.labs.ch00_tour.exercise import check_fanout_answer, smallest_fanout
+from workbook.labs.ch00_tour.experiments import check_k_values, quantile
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "tour" / "architecture.yaml"
 
@@ -129,7 +130,7 @@ def test_exercise_checker_accepts_the_right_answer_only(capsys):
 
 
 def test_each_quantile_falls_off_the_cliff_at_the_predicted_fanout():
-    from workbook.tour.tail import fanout_where_quantile_stalls
+    from workbook.labs.ch00_tour.experiments import fanout_where_quantile_stalls
 
     assert [fanout_where_quantile_stalls(q, 0.01) for q in (0.5, 0.9, 0.99)] == [69, 11, 2]
     dist = tail_distribution("bimodal", 10, p_slow=0.01, slow_ms=1000)
@@ -141,7 +142,7 @@ def test_each_quantile_falls_off_the_cliff_at_the_predicted_fanout():
 
 
 def test_explorer_redraws_the_selected_nodes_edges(shop):
-    from workbook.viz.tour import architecture_explorer, architecture_figure
+    from workbook.labs.ch00_tour.figures import architecture_explorer, architecture_figure
 
     # the figure has the same traces whatever is selected, so the explorer can update it in place
     counts = {len(architecture_figure(shop, node).data) for node in [None, *shop.graph]}

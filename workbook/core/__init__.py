@@ -1,17 +1,18 @@
-"""Shared core: clocks, virtual time, simulated network, real-time servers, checks."""
+"""Shared core: clocks, virtual time, simulated network, load, random streams, statistics, verdicts.
+
+Every chapter stands on these and nothing here imports another part of the workbook.
+"""
 
 from workbook.core.clock import Clock, LoopClock, ManualClock, WallClock
-from workbook.core.errors import ConfigError, ParameterError
+from workbook.core.errors import ConfigError, ParameterError, WorkbookError
+from workbook.core.load import open_loop
+from workbook.core.seeds import derive_seed, stream
+from workbook.core.stats import quantile, quantiles
+from workbook.core.verdict import Check, Verdict
 from workbook.core.virtual_time import VirtualTimeDeadlock, VirtualTimeLoop, run_virtual
 
 __all__ = [
-    "Clock",
-    "ConfigError",
-    "LoopClock",
-    "ManualClock",
-    "ParameterError",
-    "VirtualTimeDeadlock",
-    "VirtualTimeLoop",
-    "WallClock",
-    "run_virtual",
+    "Check", "Clock", "ConfigError", "LoopClock", "ManualClock", "ParameterError", "Verdict", "VirtualTimeDeadlock",
+    "VirtualTimeLoop", "WallClock", "WorkbookError", "derive_seed", "open_loop", "quantile", "quantiles",
+    "run_virtual", "stream",
 ]

@@ -15,13 +15,15 @@ import subprocess
 import tempfile
 import time
 
+from workbook.core.errors import WorkbookError
+
 INSTALL_HINTS = {
     "redis-server": "install it with `apt-get install -y redis-server` (Debian/Ubuntu), "
     "`brew install redis` (macOS) or `conda install -c conda-forge redis-server`",
 }
 
 
-class ServiceUnavailable(RuntimeError):
+class ServiceUnavailable(WorkbookError, RuntimeError):
     """A system service the code needs is not installed or did not start."""
 
 

@@ -1,11 +1,11 @@
-"""Chapter 1: from business capabilities to service boundaries.
+"""Decomposition: from business capabilities to service boundaries.
 
-Capabilities load from YAML (``catalog``), pairwise coupling follows the seed's formula
-with exposed weights (``coupling``), groupings come from the seed's greedy threshold rule,
-an order-free threshold rule or modularity clustering (``grouping``, ``clustering``), and
-each grouping is measured (``metrics``), checked (``checks``), reported (``report``) and
-judged against an exercise target (``exercise``). No plotting here: see
-``workbook.viz.decomposition``.
+Capabilities load from YAML (``catalog``), pairwise coupling follows the source article's
+formula with exposed weights (``coupling``), groupings come from the article's greedy
+threshold rule, an order-free threshold rule or modularity clustering (``grouping``,
+``clustering``), and each grouping is measured (``metrics``), checked (``checks``) and
+reported (``report``). No plotting here: chapter 1's lab (``workbook.labs.ch01_decomposition``) draws it
+and holds the exercise.
 """
 
 from workbook.decomposition.capability import Capability
@@ -14,7 +14,6 @@ from workbook.decomposition.checks import (SizeRule, ownership_conflicts, servic
                                            size_violations)
 from workbook.decomposition.clustering import ALGORITHMS, cluster, coupling_graph
 from workbook.decomposition.coupling import CouplingMatrix, CouplingModel, CouplingWeights, coupling_matrix, jaccard
-from workbook.decomposition.exercise import Target, Verdict, check_grouping
 from workbook.decomposition.grouping import Grouping, seed_greedy_grouping, service_name, threshold_components
 from workbook.decomposition.metrics import GroupingMetrics, grouping_metrics
 from workbook.decomposition.pipeline import METHODS, Decomposition, decompose, group
@@ -22,8 +21,8 @@ from workbook.decomposition.report import build_report, format_report
 
 __all__ = [
     "ALGORITHMS", "DATA_DIR", "METHODS", "Capability", "Catalog", "CouplingMatrix", "CouplingModel",
-    "CouplingWeights", "Decomposition", "Grouping", "GroupingMetrics", "SizeRule", "Target", "Verdict",
-    "build_report", "catalog_from_records", "check_grouping", "cluster", "coupling_graph", "coupling_matrix",
+    "CouplingWeights", "Decomposition", "Grouping", "GroupingMetrics", "SizeRule",
+    "build_report", "catalog_from_records", "cluster", "coupling_graph", "coupling_matrix",
     "decompose", "format_report", "group", "grouping_metrics", "jaccard", "load_catalog", "ownership_conflicts",
     "seed_greedy_grouping", "service_cycles", "service_dependency_graph", "service_name", "size_violations",
     "threshold_components",

@@ -1,30 +1,27 @@
-"""Chapter 2: synchronous communication and resilience.
+"""Resilience for calls between services: circuit breaker, retries, budgets, timeouts, bulkheads.
 
-Pattern modules (no plotting imports): ``breaker`` (resilience4j-style circuit breaker),
-``naive_breaker`` (the seed's consecutive-failure breaker, for comparison), ``windows``
-(count- and time-based sliding windows), ``backoff``, ``retry``, ``budget``, ``deadline``
-(per-try and overall timeouts, deadline propagation), ``bulkhead``, ``fallback``,
-``hedge``, ``pipeline`` (their composition, in a documented order), ``errors`` (what is
-retryable). Around them: ``context`` (correlation id, user, tenant), ``client`` and
-``demo_service`` (aiohttp), ``live`` (drives the demo service through a breaker),
-``grpc_demo`` + ``inventory.proto`` (the same operation over gRPC), ``protocols`` (REST
-against gRPC, measured), ``simcall`` and ``experiments`` (virtual-time experiments with
-verdicts). Only the pattern modules are imported here; the aiohttp and gRPC ones are
-imported on use.
+One concept per module, no plotting imports, time read through an injected ``Clock``:
+``breaker`` (resilience4j-style circuit breaker), ``consecutive_breaker`` (the source
+article's consecutive-failure breaker, kept for comparison), ``windows`` (count- and
+time-based sliding windows), ``backoff``, ``retry``, ``budget`` (retry budget),
+``deadline`` (per-try and overall timeouts, deadline propagation), ``bulkhead``,
+``fallback``, ``hedge``, ``pipeline`` (their composition, in a documented order) and
+``errors`` (what is retryable). Chapter 2 introduces them; the gateway, the mesh and the
+capstone reuse them from here.
 """
 
-from workbook.sync.backoff import Backoff
-from workbook.sync.breaker import BreakerEvent, CircuitBreaker, CircuitBreakerConfig, EventRecorder, State
-from workbook.sync.budget import RetryBudget
-from workbook.sync.bulkhead import Bulkhead
-from workbook.sync.deadline import DEADLINE_HEADER, Deadline, OverallTimeout, Timeout, current_deadline
-from workbook.sync.errors import (BulkheadFullError, CallNotPermittedError, DeadlineExceededError, HTTPStatusError,
+from workbook.resilience.backoff import Backoff
+from workbook.resilience.breaker import BreakerEvent, CircuitBreaker, CircuitBreakerConfig, EventRecorder, State
+from workbook.resilience.budget import RetryBudget
+from workbook.resilience.bulkhead import Bulkhead
+from workbook.resilience.deadline import DEADLINE_HEADER, Deadline, OverallTimeout, Timeout, current_deadline
+from workbook.resilience.errors import (BulkheadFullError, CallNotPermittedError, DeadlineExceededError, HTTPStatusError,
                                   PerTryTimeoutError, RetryBudgetExhaustedError, is_retryable)
-from workbook.sync.fallback import Fallback
-from workbook.sync.hedge import Hedge
-from workbook.sync.naive_breaker import ConsecutiveFailureBreaker
-from workbook.sync.pipeline import Pipeline
-from workbook.sync.retry import Retry
+from workbook.resilience.fallback import Fallback
+from workbook.resilience.hedge import Hedge
+from workbook.resilience.consecutive_breaker import ConsecutiveFailureBreaker
+from workbook.resilience.pipeline import Pipeline
+from workbook.resilience.retry import Retry
 
 __all__ = [
     "Backoff", "BreakerEvent", "Bulkhead", "BulkheadFullError", "CallNotPermittedError", "CircuitBreaker",

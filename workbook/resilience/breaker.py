@@ -54,8 +54,8 @@ from typing import Any
 
 from workbook.core.clock import LoopClock, WallClock
 from workbook.core.params import check_choice, check_int, check_number
-from workbook.sync.errors import CallNotPermittedError
-from workbook.sync.windows import CountWindow, Snapshot, TimeWindow, snapshot
+from workbook.resilience.errors import CallNotPermittedError
+from workbook.resilience.windows import CountWindow, WindowSnapshot, TimeWindow, snapshot
 
 _log = logging.getLogger(__name__)
 
@@ -258,7 +258,7 @@ class CircuitBreaker:
                 self._half_open_expired(self._generation)
         return self._state
 
-    def metrics(self) -> Snapshot:
+    def metrics(self) -> WindowSnapshot:
         """The window of the current state (the trials' window in HALF_OPEN).
 
         Taken under the breaker's lock: a time window slides (drops buckets) here, and a

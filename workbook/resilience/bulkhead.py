@@ -20,7 +20,7 @@ import asyncio
 import threading
 
 from workbook.core.params import check_int, check_number
-from workbook.sync.errors import BulkheadFullError
+from workbook.resilience.errors import BulkheadFullError
 
 
 class Bulkhead:

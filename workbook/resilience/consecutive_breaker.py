@@ -20,8 +20,8 @@ from __future__ import annotations
 
 from workbook.core.clock import LoopClock
 from workbook.core.params import check_int, check_number
-from workbook.sync.breaker import BreakerEvent, State
-from workbook.sync.errors import CallNotPermittedError
+from workbook.resilience.breaker import BreakerEvent, State
+from workbook.resilience.errors import CallNotPermittedError
 
 
 class ConsecutiveFailureBreaker:

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 from workbook.core.clock import LoopClock
 from workbook.core.params import check_number
-from workbook.sync.errors import DeadlineExceededError, PerTryTimeoutError
+from workbook.resilience.errors import DeadlineExceededError, PerTryTimeoutError
 
 DEADLINE_HEADER = "x-envoy-expected-rq-timeout-ms"
 

@@ -12,7 +12,7 @@ Each exception says *which* component refused or failed and why, so a notebook c
   ``retryable`` attribute decides for itself);
 * any other 4xx: never (the request itself is wrong; sending it again cannot help);
 * a non-idempotent request (POST, PATCH) only when it cannot have been processed: a
-  refused connection or a 429 (``workbook.sync.client`` sets ``retryable`` accordingly);
+  refused connection or a 429 (``workbook.transport.client`` sets ``retryable`` accordingly);
 * rejections by our own components (open breaker, full bulkhead, exhausted budget,
   expired overall deadline): never (retrying would defeat the component's purpose).
 """
@@ -24,10 +24,12 @@ from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from typing import Any
 
+from workbook.core.errors import WorkbookError
+
 _DELAY_SECONDS = re.compile(r"\s*(\d+(?:\.\d+)?)\s*")
 
 
-class ResilienceError(Exception):
+class ResilienceError(WorkbookError):
     """Base class of the kit's own rejections."""
 
 
@@ -62,11 +64,11 @@ class DeadlineExceededError(ResilienceError, TimeoutError):
     """The overall deadline passed (a ``TimeoutError``, but never retried: no time is left)."""
 
 
-class PerTryTimeoutError(TimeoutError):
+class PerTryTimeoutError(WorkbookError, TimeoutError):
     """One attempt took longer than the per-try timeout (retryable, as any timeout)."""
 
 
-class HTTPStatusError(Exception):
+class HTTPStatusError(WorkbookError):
     """A downstream answered with a non-2xx status.
 
     ``service`` and ``operation`` say what was called, ``status`` the HTTP status,

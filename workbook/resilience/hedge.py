@@ -16,7 +16,7 @@ import asyncio
 from collections.abc import Callable
 
 from workbook.core.params import check_int, check_number
-from workbook.sync.errors import is_retryable
+from workbook.resilience.errors import is_retryable
 
 
 class Hedge:

@@ -9,7 +9,7 @@ One loop (``call_async``, and ``call`` for synchronous functions) around three p
   ``max_retry_after`` (then the error is raised: waiting that long is the caller's call);
 * ``budget`` (a ``RetryBudget``), if given, must grant every retry.
 
-It never sleeps past the current overall deadline (``workbook.sync.deadline``): if the
+It never sleeps past the current overall deadline (``workbook.resilience.deadline``): if the
 next wait would end after it, the last error is raised at once.
 
 Every wait goes through ``clock.sleep``, so a test with ``ManualClock`` reads the exact
@@ -23,10 +23,10 @@ from collections.abc import Callable
 
 from workbook.core.clock import LoopClock
 from workbook.core.params import check_int, check_number
-from workbook.sync.backoff import Backoff
-from workbook.sync.budget import RetryBudget
-from workbook.sync.deadline import current_deadline
-from workbook.sync.errors import RetryBudgetExhaustedError, is_retryable, retry_after_of
+from workbook.resilience.backoff import Backoff
+from workbook.resilience.budget import RetryBudget
+from workbook.resilience.deadline import current_deadline
+from workbook.resilience.errors import RetryBudgetExhaustedError, is_retryable, retry_after_of
 
 
 class Retry:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
-class Snapshot:
+class WindowSnapshot:
     """What a window holds now. Rates are percentages, ``None`` below ``minimum_number_of_calls``."""
 
     calls: int
@@ -101,10 +101,10 @@ class TimeWindow:
         self.__init__(self.size)
 
 
-def snapshot(window, minimum_number_of_calls: int) -> Snapshot:
+def snapshot(window, minimum_number_of_calls: int) -> WindowSnapshot:
     """Rates of ``window`` as percentages; ``None`` while fewer than ``minimum_number_of_calls``."""
     calls = window.calls
     if calls == 0 or calls < minimum_number_of_calls:
-        return Snapshot(calls, window.failed, window.slow, window.slow_failed, None, None)
-    return Snapshot(calls, window.failed, window.slow, window.slow_failed,
+        return WindowSnapshot(calls, window.failed, window.slow, window.slow_failed, None, None)
+    return WindowSnapshot(calls, window.failed, window.slow, window.slow_failed,
                     100.0 * window.failed / calls, 100.0 * window.slow / calls)

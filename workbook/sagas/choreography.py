@@ -26,8 +26,8 @@ import random
 from workbook.core.virtual_time import run_virtual
 from workbook.messaging.broker import BrokerConfig
 from workbook.messaging.memory import InMemoryBroker
-from workbook.messaging.order_saga import STEPS, SagaRun, TransientError, check_sagas, make_participants, plan_faults
-from workbook.messaging.saga import StepRejected
+from workbook.sagas.order_flow import STEPS, SagaRun, TransientError, check_sagas, make_participants, plan_faults
+from workbook.sagas.orchestrator import StepRejected
 
 TOPIC = "order-events"
 REACTIONS = {

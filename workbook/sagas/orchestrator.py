@@ -8,7 +8,7 @@ where a crashed one stopped.
 
 Rules (each one fixes a way the naive saga goes wrong):
 
-* A step's action is retried (``Retry``) on transient errors and on timeouts. Actions
+* A step's action is retried (``StepRetry``) on transient errors and on timeouts. Actions
   must be idempotent per saga id, so a retry, or a re-run after recovery, does not repeat
   the effect.
 * ``StepRejected`` is a definitive business "no" (card declined, out of stock): the action
@@ -50,7 +50,7 @@ class OrchestratorCrash(MessagingError, RuntimeError):
 
 
 @dataclass(frozen=True)
-class Retry:
+class StepRetry:
     """Attempts and exponential backoff (``delay * factor**n``, at most ``max_delay``)."""
 
     attempts: int | None = 3
@@ -74,14 +74,14 @@ class Step:
     action: Action
     compensation: Action
     timeout: float = 1.0
-    retry: Retry = Retry()
+    retry: StepRetry = StepRetry()
 
 
 @dataclass(frozen=True)
 class SagaDefinition:
     name: str
     steps: tuple[Step, ...]
-    compensation_retry: Retry = Retry(attempts=None, delay=0.1, max_delay=2.0)
+    compensation_retry: StepRetry = StepRetry(attempts=None, delay=0.1, max_delay=2.0)
 
     def __post_init__(self):
         names = [s.name for s in self.steps]

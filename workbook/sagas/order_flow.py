@@ -30,13 +30,14 @@ from dataclasses import dataclass, field
 
 from workbook.core.params import check_choice, check_int, check_number
 from workbook.core.virtual_time import run_virtual
-from workbook.messaging.saga import Orchestrator, OrchestratorCrash, Retry, SagaDefinition, SagaLog, Step, StepRejected
+from workbook.sagas.orchestrator import Orchestrator, OrchestratorCrash, StepRetry, SagaDefinition, SagaLog, Step, StepRejected
+from workbook.core.errors import WorkbookError
 
 STEPS = ("inventory", "payment", "shipping")
 ACTIONS = {"inventory": ("reserve", "release"), "payment": ("charge", "refund"), "shipping": ("ship", "cancel")}
 
 
-class TransientError(ConnectionError):
+class TransientError(WorkbookError, ConnectionError):
     """A participant was briefly unavailable; nothing happened; a retry may succeed."""
 
 
@@ -94,11 +95,11 @@ def make_participants(seed: int = 0, *, transient_rate: float = 0.0, careful: bo
                            careful=careful) for n in STEPS}
 
 
-STEP_RETRY = Retry(attempts=3, delay=0.1)
+STEP_RETRY = StepRetry(attempts=3, delay=0.1)
 
 
 def order_saga_definition(participants: dict[str, Participant], *, timeout: float = 1.0,
-                          retry: Retry = STEP_RETRY) -> SagaDefinition:
+                          retry: StepRetry = STEP_RETRY) -> SagaDefinition:
     return SagaDefinition("order", tuple(Step(n, participants[n].act, participants[n].compensate, timeout, retry)
                                          for n in STEPS))
 
@@ -221,7 +222,7 @@ def naive_orchestrated(n_sagas: int = 20, *, fail_step: str | None = "payment", 
     """The seed's saga: on failure it fires the compensations without waiting, marks itself
     ``compensated`` at once, and never retries (a transient error is a failure, a failed
     compensation is forgotten)."""
-    from workbook.messaging.naive import NaiveSaga
+    from workbook.sagas.naive import NaiveSaga
 
     rng = random.Random(seed)
     parts = make_participants(seed, transient_rate=transient_rate)

@@ -1,13 +1,9 @@
-"""Chapter 0: a tour of the reference system ("the shop") and the tail at scale."""
+"""The reference system of the workbook ("the shop"): its services, databases and links.
 
-from workbook.tour.architecture import Architecture, load_architecture
-from workbook.tour.tail import FanoutResult, fanout_experiment, slow_share_theory, tail_distribution
+``architecture`` loads the shop's topology from YAML (``data/tour/``) and answers questions
+about it (who calls whom, what a failure reaches). Chapter 0 tours it; the capstone runs it.
+"""
 
-__all__ = [
-    "Architecture",
-    "FanoutResult",
-    "fanout_experiment",
-    "load_architecture",
-    "slow_share_theory",
-    "tail_distribution",
-]
+from workbook.shop.architecture import Architecture, architecture_from_dict, load_architecture
+
+__all__ = ["Architecture", "architecture_from_dict", "load_architecture"]

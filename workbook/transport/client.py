@@ -26,16 +26,17 @@ from email.utils import parsedate_to_datetime
 
 import aiohttp
 
-from workbook.sync.context import RequestContext, current_context
-from workbook.sync.deadline import deadline_headers
-from workbook.sync.errors import HTTPStatusError, parse_retry_after
+from workbook.transport.context import RequestContext, current_context
+from workbook.resilience.deadline import deadline_headers
+from workbook.resilience.errors import HTTPStatusError, parse_retry_after
+from workbook.core.errors import WorkbookError
 
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 """RFC 9110's idempotent methods: sending one twice has the effect of sending it once."""
 
 
-class ServiceConnectionError(ConnectionError):
+class ServiceConnectionError(WorkbookError, ConnectionError):
     """The service could not be reached (refused, reset, DNS...).
 
     ``retryable`` is False when the request may already have been processed (the
@@ -46,7 +47,7 @@ class ServiceConnectionError(ConnectionError):
         self.retryable = retryable
 
 
-class ServiceTimeoutError(TimeoutError):
+class ServiceTimeoutError(WorkbookError, TimeoutError):
     """The socket read or connect timed out; ``retryable`` as for ``ServiceConnectionError``."""
 
     def __init__(self, message: str, *, retryable: bool = True):

@@ -29,8 +29,8 @@ from dataclasses import asdict, dataclass
 
 from aiohttp import web
 
-from workbook.sync.context import RequestContext, context_scope
-from workbook.sync.deadline import DEADLINE_HEADER, deadline_from_headers, deadline_scope
+from workbook.transport.context import RequestContext, context_scope
+from workbook.resilience.deadline import DEADLINE_HEADER, deadline_from_headers, deadline_scope
 
 FAULTS = web.AppKey("faults", object)
 COUNTS = web.AppKey("counts", dict)
@@ -124,7 +124,7 @@ def make_demo_app(name: str = "inventory", *, seed: int = 0, downstream: str | N
                 "user_id": ctx.user_id, "tenant_id": ctx.tenant_id,
                 "deadline_ms": request.headers.get(DEADLINE_HEADER), "downstream": None}
         if downstream:
-            from workbook.sync.client import ServiceClient
+            from workbook.transport.client import ServiceClient
             if "session" not in state:
                 import aiohttp
                 state["session"] = aiohttp.ClientSession()

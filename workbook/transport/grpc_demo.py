@@ -24,17 +24,18 @@ import random
 
 import grpc
 
-from workbook.sync import inventory_pb2 as pb
-from workbook.sync import inventory_pb2_grpc as pb_grpc
-from workbook.sync.context import RequestContext, current_context
-from workbook.sync.deadline import current_deadline
-from workbook.sync.demo_service import STOCK, Faults
+from workbook.transport import inventory_pb2 as pb
+from workbook.transport import inventory_pb2_grpc as pb_grpc
+from workbook.transport.context import RequestContext, current_context
+from workbook.resilience.deadline import current_deadline
+from workbook.transport.demo_service import STOCK, Faults
+from workbook.core.errors import WorkbookError
 
 RETRYABLE_CODES = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED,
                              grpc.StatusCode.DEADLINE_EXCEEDED})
 
 
-class GrpcStatusError(Exception):
+class GrpcStatusError(WorkbookError):
     """A failed RPC: ``code`` (grpc.StatusCode), ``details``, which service and method."""
 
     def __init__(self, code, details: str, *, service: str = "", method: str = ""):

@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from workbook.sync import inventory_pb2 as workbook_dot_sync_dot_inventory__pb2
+from workbook.transport import inventory_pb2 as workbook_dot_transport_dot_inventory__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -18,7 +18,7 @@ except ImportError:
 if _version_not_supported:
     raise RuntimeError(
         f'The grpc package installed is at version {GRPC_VERSION},'
-        + ' but the generated code in workbook/sync/inventory_pb2_grpc.py depends on'
+        + ' but the generated code in workbook/transport/inventory_pb2_grpc.py depends on'
         + f' grpcio>={GRPC_GENERATED_VERSION}.'
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
@@ -36,13 +36,13 @@ class InventoryStub:
         """
         self.GetStock = channel.unary_unary(
                 '/workbook.inventory.Inventory/GetStock',
-                request_serializer=workbook_dot_sync_dot_inventory__pb2.StockRequest.SerializeToString,
-                response_deserializer=workbook_dot_sync_dot_inventory__pb2.StockReply.FromString,
+                request_serializer=workbook_dot_transport_dot_inventory__pb2.StockRequest.SerializeToString,
+                response_deserializer=workbook_dot_transport_dot_inventory__pb2.StockReply.FromString,
                 _registered_method=True)
         self.Health = channel.unary_unary(
                 '/workbook.inventory.Inventory/Health',
-                request_serializer=workbook_dot_sync_dot_inventory__pb2.HealthRequest.SerializeToString,
-                response_deserializer=workbook_dot_sync_dot_inventory__pb2.HealthReply.FromString,
+                request_serializer=workbook_dot_transport_dot_inventory__pb2.HealthRequest.SerializeToString,
+                response_deserializer=workbook_dot_transport_dot_inventory__pb2.HealthReply.FromString,
                 _registered_method=True)
 
 
@@ -68,13 +68,13 @@ def add_InventoryServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'GetStock': grpc.unary_unary_rpc_method_handler(
                     servicer.GetStock,
-                    request_deserializer=workbook_dot_sync_dot_inventory__pb2.StockRequest.FromString,
-                    response_serializer=workbook_dot_sync_dot_inventory__pb2.StockReply.SerializeToString,
+                    request_deserializer=workbook_dot_transport_dot_inventory__pb2.StockRequest.FromString,
+                    response_serializer=workbook_dot_transport_dot_inventory__pb2.StockReply.SerializeToString,
             ),
             'Health': grpc.unary_unary_rpc_method_handler(
                     servicer.Health,
-                    request_deserializer=workbook_dot_sync_dot_inventory__pb2.HealthRequest.FromString,
-                    response_serializer=workbook_dot_sync_dot_inventory__pb2.HealthReply.SerializeToString,
+                    request_deserializer=workbook_dot_transport_dot_inventory__pb2.HealthRequest.FromString,
+                    response_serializer=workbook_dot_transport_dot_inventory__pb2.HealthReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -102,8 +102,8 @@ class Inventory:
             request,
             target,
             '/workbook.inventory.Inventory/GetStock',
-            workbook_dot_sync_dot_inventory__pb2.StockRequest.SerializeToString,
-            workbook_dot_sync_dot_inventory__pb2.StockReply.FromString,
+            workbook_dot_transport_dot_inventory__pb2.StockRequest.SerializeToString,
+            workbook_dot_transport_dot_inventory__pb2.StockReply.FromString,
             options,
             channel_credentials,
             insecure,
@@ -129,8 +129,8 @@ class Inventory:
             request,
             target,
             '/workbook.inventory.Inventory/Health',
-            workbook_dot_sync_dot_inventory__pb2.HealthRequest.SerializeToString,
-            workbook_dot_sync_dot_inventory__pb2.HealthReply.FromString,
+            workbook_dot_transport_dot_inventory__pb2.HealthRequest.SerializeToString,
+            workbook_dot_transport_dot_inventory__pb2.HealthReply.FromString,
             options,
             channel_credentials,
             insecure,

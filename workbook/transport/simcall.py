@@ -1,14 +1,14 @@
 """Calling a simulated service like an HTTP client: a non-2xx answer raises ``HTTPStatusError``.
 
 Shared by the virtual-time experiments, so the resilience components see the same
-exceptions as with the real aiohttp client (``workbook.sync.client``).
+exceptions as with the real aiohttp client (``workbook.transport.client``).
 """
 
 from __future__ import annotations
 
 from workbook.core.simnet import Request, SimNetwork
-from workbook.sync.deadline import deadline_headers
-from workbook.sync.errors import HTTPStatusError, parse_retry_after
+from workbook.resilience.deadline import deadline_headers
+from workbook.resilience.errors import HTTPStatusError, parse_retry_after
 
 
 async def sim_call(net: SimNetwork, src: str, dst: str, path: str = "/", *, timeout: float | None = None):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from workbook.tour.tail import slow_share_theory
+from workbook.labs.ch00_tour.experiments import slow_share_theory
 
 
 def smallest_fanout(p_slow: float, share: float) -> int:

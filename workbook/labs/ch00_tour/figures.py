@@ -5,7 +5,7 @@ from __future__ import annotations
 import networkx as nx
 import plotly.graph_objects as go
 
-from workbook.tour.architecture import Architecture
+from workbook.shop.architecture import Architecture
 
 LAYER = {"client": 0, "edge": 1, "service": 2, "database": 3, "cache": 3, "infrastructure": 4}
 KIND_COLOUR = {

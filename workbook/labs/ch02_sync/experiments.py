@@ -11,7 +11,7 @@
 
 Every function is deterministic for a seed (``random.Random(seed)`` on a ``SimNetwork``
 under ``run_virtual``), takes well under a second, and imports no plotting library; the
-figures are in ``workbook.viz.sync``.
+figures are in ``workbook.labs.ch02_sync.figures``.
 """
 
 from __future__ import annotations
@@ -24,15 +24,15 @@ from dataclasses import dataclass
 from workbook.core.params import check_int, check_number
 from workbook.core.simnet import Response, SimNetwork
 from workbook.core.virtual_time import run_virtual
-from workbook.sync.backoff import Backoff
-from workbook.sync.breaker import CircuitBreaker, State
-from workbook.sync.budget import RetryBudget
-from workbook.sync.deadline import Timeout
-from workbook.sync.errors import CallNotPermittedError, HTTPStatusError
-from workbook.sync.hedge import Hedge
-from workbook.sync.naive_breaker import ConsecutiveFailureBreaker
-from workbook.sync.retry import Retry
-from workbook.sync.simcall import sim_call
+from workbook.resilience.backoff import Backoff
+from workbook.resilience.breaker import CircuitBreaker, State
+from workbook.resilience.budget import RetryBudget
+from workbook.resilience.deadline import Timeout
+from workbook.resilience.errors import CallNotPermittedError, HTTPStatusError
+from workbook.resilience.hedge import Hedge
+from workbook.resilience.consecutive_breaker import ConsecutiveFailureBreaker
+from workbook.resilience.retry import Retry
+from workbook.transport.simcall import sim_call
 
 
 def quantile(values, q: float) -> float:

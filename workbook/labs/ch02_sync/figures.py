@@ -16,8 +16,8 @@ from __future__ import annotations
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from workbook.sync.breaker import State
-from workbook.sync.experiments import BreakerRun, Phase, breaker_timeline
+from workbook.resilience.breaker import State
+from workbook.labs.ch02_sync.experiments import BreakerRun, Phase, breaker_timeline
 
 STATE_Y = {"CLOSED": 0, "HALF_OPEN": 1, "OPEN": 2, "FORCED_OPEN": 2, "DISABLED": 0, "METRICS_ONLY": 0}
 STATE_NAMES = ["CLOSED", "HALF_OPEN", "OPEN"]
@@ -118,7 +118,7 @@ def panel_run(failure_rate=0.1, slow_rate=0.8, failure_rate_threshold=50.0, slow
         wait_duration_in_open_state=wait_duration))
 
 
-def panel_text(run: BreakerRun) -> str:
+def breaker_panel_text(run: BreakerRun) -> str:
     c = run.counts()
     opened = sum(1 for _, _, to in run.transitions if to == "OPEN")
     return (f"ok {c['ok']}, slow {c['slow']}, failed {c['failed']}, rejected {c['rejected']}; "
@@ -152,7 +152,7 @@ def breaker_panel(seed: int = 0, **defaults):
         sliders[name] = slider
     run = panel_run(seed=seed, **values)
     figure = go.FigureWidget(breaker_figure(run, title="Window breaker: move a slider"))
-    summary = widgets.HTML(value=panel_text(run))
+    summary = widgets.HTML(value=breaker_panel_text(run))
     summary.add_class("breaker-panel-summary")
     container = widgets.VBox([widgets.HBox([widgets.VBox(list(sliders.values())[:3]),
                                             widgets.VBox(list(sliders.values())[3:])]), summary, figure])
@@ -165,7 +165,7 @@ def breaker_panel(seed: int = 0, **defaults):
         with figure.batch_update():
             for target, source in zip(figure.data, fresh.data):
                 target.x, target.y = source.x, source.y
-        summary.value = panel_text(new)
+        summary.value = breaker_panel_text(new)
         container.run = new
 
     for slider in sliders.values():

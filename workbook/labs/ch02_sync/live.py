@@ -1,6 +1,6 @@
 """Drive the real demo service through a breaker, step by step, changing its faults as it runs.
 
-``await drive(client, breaker, plan)`` runs each ``Step`` in turn: it POSTs the step's
+``await drive(client, breaker, plan)`` runs each ``FaultStep`` in turn: it POSTs the step's
 faults to the service's admin endpoint, optionally pauses through the breaker's clock
 (real time with the default clock, instant with a ``ManualClock``), e.g. to let the
 breaker's wait in OPEN pass, then sends ``requests`` calls one after another through
@@ -13,11 +13,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from workbook.sync.errors import CallNotPermittedError, HTTPStatusError
+from workbook.resilience.errors import CallNotPermittedError, HTTPStatusError
 
 
 @dataclass(frozen=True)
-class Step:
+class FaultStep:
     label: str
     faults: dict
     requests: int
@@ -37,10 +37,10 @@ class LiveRun:
 
 
 DEMO_PLAN = (
-    Step("healthy", {"error_rate": 0.0, "hang": False}, 10),
-    Step("failing", {"error_rate": 1.0}, 20),
-    Step("recovered, before the wait in OPEN ends", {"error_rate": 0.0}, 5),
-    Step("recovered, after the wait", {"error_rate": 0.0}, 10, pause=2.2),
+    FaultStep("healthy", {"error_rate": 0.0, "hang": False}, 10),
+    FaultStep("failing", {"error_rate": 1.0}, 20),
+    FaultStep("recovered, before the wait in OPEN ends", {"error_rate": 0.0}, 5),
+    FaultStep("recovered, after the wait", {"error_rate": 0.0}, 10, pause=2.2),
 )
 
 

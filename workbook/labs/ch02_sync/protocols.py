@@ -18,16 +18,16 @@ import aiohttp
 import grpc
 
 from workbook.core.realtime import AppServers
-from workbook.sync.backoff import Backoff
-from workbook.sync.breaker import CircuitBreaker
-from workbook.sync.client import ServiceClient
-from workbook.sync.context import RequestContext, context_scope
-from workbook.sync.deadline import Timeout
-from workbook.sync.demo_service import make_demo_app
-from workbook.sync.experiments import quantile
-from workbook.sync.grpc_demo import ByteCounter, GrpcInventoryClient, start_grpc_server
-from workbook.sync.pipeline import Pipeline
-from workbook.sync.retry import Retry
+from workbook.resilience.backoff import Backoff
+from workbook.resilience.breaker import CircuitBreaker
+from workbook.transport.client import ServiceClient
+from workbook.transport.context import RequestContext, context_scope
+from workbook.resilience.deadline import Timeout
+from workbook.transport.demo_service import make_demo_app
+from workbook.labs.ch02_sync.experiments import quantile
+from workbook.transport.grpc_demo import ByteCounter, GrpcInventoryClient, start_grpc_server
+from workbook.resilience.pipeline import Pipeline
+from workbook.resilience.retry import Retry
 
 
 def same_pipeline(name: str) -> Pipeline:

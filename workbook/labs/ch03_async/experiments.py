@@ -2,7 +2,7 @@
 
 Every function here is deterministic for a given seed: it builds a broker (in-memory in
 virtual time by default, or any ``Broker`` passed in), runs producers and consumers, and
-returns plain numbers. The notebook prints them and ``workbook.viz.messaging`` draws them.
+returns plain numbers. The notebook prints them and ``workbook.labs.ch03_async.figures`` draws them.
 
 * ``crash_experiment``: a stream of payments into a ledger while consumers crash at random
   points (on receipt, inside the ledger transaction, after its commit). A supervisor

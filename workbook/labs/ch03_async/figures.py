@@ -10,8 +10,8 @@ from __future__ import annotations
 import plotly.graph_objects as go
 
 from workbook.messaging.consumer import DeliveryMode
-from workbook.messaging.experiments import CrashResult, LagResult, OrderingResult, compare_modes
-from workbook.messaging.order_saga import STEPS, single_saga_trace
+from workbook.labs.ch03_async.experiments import CrashResult, LagResult, OrderingResult, compare_modes
+from workbook.sagas.order_flow import STEPS, single_saga_trace
 
 MODE_COLOURS = {"at-most-once": "#d62728", "at-least-once": "#ff7f0e", "effectively-once": "#2ca02c"}
 
@@ -101,7 +101,7 @@ def panel_results(mode: str = "at-least-once", consumers: int = 3, crash_rate: f
     return results, chosen, single_saga_trace(fail_step, seed=seed)
 
 
-def panel_text(mode="at-least-once", consumers=3, crash_rate=0.05, fail_step="shipping", *, messages=500, seed=0):
+def crash_panel_text(mode="at-least-once", consumers=3, crash_rate=0.05, fail_step="shipping", *, messages=500, seed=0):
     results, chosen, saga = panel_results(mode, consumers, crash_rate, fail_step, messages=messages, seed=seed)
     lines = [f"{r.mode:>16}: lost {r.lost:4d}, duplicated {r.duplicated:4d}, crashes {r.crashes:3d}"
              + ("   <- chosen" if r is chosen else "") for r in results]

@@ -1,0 +1,1 @@
+"""Chapter 0: a tour of the shop and the tail at scale."""

@@ -1,0 +1,1 @@
+"""Chapter 1: from business capabilities to service boundaries."""
