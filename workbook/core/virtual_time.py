@@ -35,51 +35,46 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import heapq
 import itertools
 import selectors
 import threading
-from asyncio import events
+from asyncio import events, futures
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
+
+from workbook.core.errors import WorkbookError
 
 T = TypeVar("T")
 
 
-class VirtualTimeDeadlock(RuntimeError):
+class VirtualTimeDeadlock(WorkbookError, RuntimeError):
     """Nothing is ready and no timer is pending: the awaited result can never arrive."""
 
 
+# asyncio.sleep's timer callback (every Python from 3.11 to 3.13 schedules this function);
+# the run loop sets such a timer's result itself, without a Python frame or a context.
+_SET_RESULT = getattr(futures, "_set_result_unless_cancelled", None)
+_new = object.__new__
+_copy_context = contextvars.copy_context
+
+
 class _Soon(events.Handle):
-    """A Handle for ``call_soon`` built with less overhead (same protocol and fields)."""
+    """A Handle for ``call_soon``, built in ``call_soon`` itself (same protocol and fields)."""
 
     __slots__ = ()
 
-    def __init__(self, callback, args, loop, context):
-        self._callback = callback
-        self._args = args
-        self._cancelled = False
-        self._loop = loop
-        self._repr = None
-        self._source_traceback = None
-        self._context = context if context is not None else contextvars.copy_context()
+    def cancel(self):
+        if not self._cancelled:
+            self._cancelled = True
+            self._callback = self._args = None
 
 
 class _Timer(events.TimerHandle):
-    """A TimerHandle built and cancelled with less overhead (same protocol and fields)."""
+    """A TimerHandle built in ``call_at`` and cancelled with less overhead (same protocol and fields)."""
 
     __slots__ = ()
-
-    def __init__(self, when, callback, args, loop, context):
-        self._callback = callback
-        self._args = args
-        self._cancelled = False
-        self._loop = loop
-        self._repr = None
-        self._source_traceback = None
-        self._context = context if context is not None else contextvars.copy_context()
-        self._when = when
-        self._scheduled = True
 
     def cancel(self):
         if not self._cancelled:
@@ -87,6 +82,10 @@ class _Timer(events.TimerHandle):
             if self._scheduled:
                 self._loop._timer_cancelled_count += 1
             self._callback = self._args = None
+
+    def get_context(self):
+        # asyncio.sleep's own timer skips the context copy (its callback does not need one)
+        return self._context if self._context is not None else contextvars.Context()
 
 
 class _VirtualSelector(selectors.BaseSelector):
@@ -138,6 +137,11 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         super().__init__(selector)
         selector.loop = self
         self._clock_resolution = 1e-9
+        # Called for every future (C futures call loop.get_debug() when created): bound C
+        # callables instead of Python methods, unless a subclass overrides them.
+        cls = type(self)
+        if cls.create_future is VirtualTimeLoop.create_future:
+            self.create_future = functools.partial(futures.Future, loop=self)
 
     STEPS = 256  # time steps per _run_once call
     STEP_CALLBACKS = 10_000  # callbacks per step at most, so stop() and real I/O are seen
@@ -145,31 +149,69 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
     def time(self) -> float:
         return self._vnow
 
+    def create_future(self):
+        return futures.Future(loop=self)
+
+    def set_debug(self, enabled):
+        super().set_debug(enabled)
+        if type(self).get_debug is VirtualTimeLoop.get_debug:
+            self.get_debug = bool(enabled).__bool__  # a C callable returning the flag
+
+    def get_debug(self):
+        return self._debug
+
     def call_at(self, when, callback, *args, context=None):
         if when is None:
             raise TypeError("when cannot be None")
-        self._check_closed()
-        timer = _Timer(when, callback, args, self, context)
+        if self._closed:
+            raise RuntimeError("Event loop is closed")
+        timer = _new(_Timer)  # TimerHandle.__init__, inlined
+        timer._callback = callback
+        timer._args = args
+        timer._cancelled = False
+        timer._loop = self
+        timer._repr = timer._source_traceback = None
+        if context is None and callback is not _SET_RESULT:
+            context = _copy_context()
+        timer._context = context
+        timer._when = when
+        timer._scheduled = True
         # The heap holds (when, sequence, handle): equal times keep insertion order, and
         # tuples compare in C, faster than TimerHandle.__lt__.
+        heapq.heappush(self._scheduled, (when, next(self._seq), timer))
+        return timer
+
+    def call_later(self, delay, callback, *args, context=None):
+        if delay is None:
+            raise TypeError("delay must not be None")
+        if self._closed:
+            raise RuntimeError("Event loop is closed")
+        timer = _new(_Timer)  # call_at, inlined
+        timer._callback = callback
+        timer._args = args
+        timer._cancelled = False
+        timer._loop = self
+        timer._repr = timer._source_traceback = None
+        if context is None and callback is not _SET_RESULT:
+            context = _copy_context()
+        timer._context = context
+        timer._when = when = self._vnow + delay
+        timer._scheduled = True
         heapq.heappush(self._scheduled, (when, next(self._seq), timer))
         return timer
 
     def call_soon(self, callback, *args, context=None):
         if self._closed:
             raise RuntimeError("Event loop is closed")
-        handle = _Soon(callback, args, self, context)
+        handle = _new(_Soon)  # Handle.__init__, inlined
+        handle._callback = callback
+        handle._args = args
+        handle._cancelled = False
+        handle._loop = self
+        handle._repr = handle._source_traceback = None
+        handle._context = _copy_context() if context is None else context
         self._ready.append(handle)
         return handle
-
-    def call_later(self, delay, callback, *args, context=None):
-        if delay is None:
-            raise TypeError("delay must not be None")
-        self._check_closed()
-        when = self._vnow + delay
-        timer = _Timer(when, callback, args, self, context)
-        heapq.heappush(self._scheduled, (when, next(self._seq), timer))
-        return timer
 
     def run_in_executor(self, executor, func, *args):
         future = super().run_in_executor(executor, func, *args)
@@ -197,24 +239,37 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         descriptors are polled without blocking, and only when some are registered
         besides the self-pipe (``call_soon_threadsafe`` appends to ``_ready`` itself).
         Callbacks made ready while running are run in the same pass, FIFO.
+
+        Fast path: when the clock jumps to a timer that is alone at its instant and is
+        ``asyncio.sleep``'s (it only sets a future's result), the result is set at once
+        instead of going through the ready queue. Nothing else is ready then, and setting
+        a result only appends the waiters' callbacks to the queue, so the order of every
+        callback is the same as through the queue.
         """
         scheduled, ready = self._scheduled, self._ready
         if self._timer_cancelled_count > 100 and self._timer_cancelled_count * 2 > len(scheduled):
             self._scheduled = scheduled = [entry for entry in scheduled if not entry[2]._cancelled]
             heapq.heapify(scheduled)
             self._timer_cancelled_count = 0
-        selector, popleft, heappop = self._selector, ready.popleft, heapq.heappop
+        selector, popleft, append, heappop = self._selector, ready.popleft, ready.append, heapq.heappop
+        resolution, set_result_callback = self._clock_resolution, _SET_RESULT
         for _ in range(self.STEPS):
-            while scheduled and scheduled[0][2]._cancelled:
-                self._timer_cancelled_count -= 1
-                heappop(scheduled)[2]._scheduled = False
             if selector.extra_fds > 0:
                 events_ = selector.select(0)
                 if events_:
                     self._process_events(events_)
-            if not ready:
+            if ready:  # timers due now go after what is already ready
+                end_time = self._vnow + resolution
+                while scheduled and scheduled[0][0] < end_time:
+                    handle = heappop(scheduled)[2]
+                    handle._scheduled = False
+                    append(handle)
+            else:
                 if self._stopping:
                     return
+                while scheduled and scheduled[0][2]._cancelled:
+                    self._timer_cancelled_count -= 1
+                    heappop(scheduled)[2]._scheduled = False
                 if not scheduled:
                     if self._executor_jobs or selector.extra_fds > 0:
                         events_ = selector.wait()  # a thread or a socket may still wake us
@@ -225,13 +280,28 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
                         f"virtual time t={self._vnow:.6f}s: no task can proceed and no timer is pending, "
                         "so the awaited result can never arrive (a lost message awaited without a timeout?)"
                     )
-                if scheduled[0][0] > self._vnow:
-                    self._vnow = scheduled[0][0]
-            end_time = self._vnow + self._clock_resolution
-            while scheduled and scheduled[0][0] < end_time:
-                handle = heappop(scheduled)[2]
+                when, _, handle = heappop(scheduled)
+                if when > self._vnow:
+                    self._vnow = when
                 handle._scheduled = False
-                ready.append(handle)
+                end_time = self._vnow + resolution
+                if handle._callback is set_result_callback and not (scheduled and scheduled[0][0] < end_time):
+                    future, result = handle._args
+                    try:
+                        if not future.cancelled():
+                            future.set_result(result)
+                    except (SystemExit, KeyboardInterrupt):
+                        raise
+                    except BaseException as exc:
+                        self.call_exception_handler(
+                            {"message": f"Exception in callback {handle._callback!r}", "exception": exc, "handle": handle}
+                        )
+                else:
+                    append(handle)
+                    while scheduled and scheduled[0][0] < end_time:
+                        handle = heappop(scheduled)[2]
+                        handle._scheduled = False
+                        append(handle)
             budget = self.STEP_CALLBACKS
             while ready and budget:
                 budget -= 1
@@ -239,7 +309,12 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
                 if handle._cancelled:
                     continue
                 try:  # Handle._run, inlined
-                    handle._context.run(handle._callback, *handle._args)
+                    if handle._callback is set_result_callback:  # asyncio.sleep's timer: no frame, no context
+                        future, result = handle._args
+                        if not future.cancelled():
+                            future.set_result(result)
+                    else:
+                        handle._context.run(handle._callback, *handle._args)
                 except (SystemExit, KeyboardInterrupt):
                     raise
                 except BaseException as exc:
