@@ -472,3 +472,87 @@ def test_requester_close_does_not_hang_when_a_poll_swallows_the_cancellation():
     swallowed, took, done = run_virtual(main())
     assert swallowed == 1 and done
     assert took <= 1.0  # the listener stops at its next poll (timeout 1 s), not when close gives up
+
+
+def test_bad_input_is_refused_before_anything_is_sent(backend):
+    """Each is a clear MessagingError/ParameterError naming the field, and nothing is published."""
+    from workbook.core.errors import ParameterError, WorkbookError
+    from workbook.messaging import InvalidMessage, UnknownGroup
+    from workbook.messaging.message import Delivery
+
+    async def body(b):
+        await b.create_topic("t", 1)
+        await b.create_group("t", "g")
+        cyclic = {"a": []}
+        cyclic["a"].append(cyclic)
+        deep = []
+        for _ in range(5000):
+            deep = [deep]
+        errors = {}
+        for name, call in [
+            ("cyclic", lambda: b.publish("t", cyclic)),
+            ("deep", lambda: b.publish("t", deep)),
+            ("header", lambda: b.publish("t", 1, headers={"n": 1})),
+            ("header name", lambda: b.publish("t", 1, headers={2: "x"})),
+            ("key", lambda: b.publish("t", 1, key=7)),
+            ("newline topic", lambda: b.publish("abc\n", 1)),
+            ("newline create", lambda: b.create_topic("abc\n", 1)),
+            ("poll timeout", lambda: b.poll("t", "g", "c", timeout=-1)),
+            ("poll max", lambda: b.poll("t", "g", "c", max_messages=0)),
+        ]:
+            try:
+                await call()
+            except WorkbookError as exc:
+                errors[name] = exc
+        msg = await b.publish("t", "fine")
+        ghost = Delivery(msg, "no-such-group", "c", 1)
+        for name, call in [("ack", lambda: b.ack(ghost)), ("nack", lambda: b.nack(ghost))]:
+            try:
+                await call()
+            except WorkbookError as exc:
+                errors[name] = exc
+        return errors, await b.end_offsets("t"), await b.partitions("t")
+
+    errors, ends, _ = run(backend, body)
+    assert isinstance(errors["cyclic"], PayloadNotSerialisable) and "cycle" in str(errors["cyclic"])
+    assert isinstance(errors["deep"], PayloadNotSerialisable) and "payload[0][0]" in str(errors["deep"])
+    assert isinstance(errors["header"], InvalidMessage) and "'n'" in str(errors["header"])
+    assert isinstance(errors["header name"], InvalidMessage)
+    assert isinstance(errors["key"], InvalidMessage) and "key" in str(errors["key"])
+    assert isinstance(errors["newline topic"], InvalidTopicName) and "'\\n'" in str(errors["newline topic"])
+    assert isinstance(errors["newline create"], InvalidTopicName)
+    assert isinstance(errors["poll timeout"], ParameterError) and "timeout" in str(errors["poll timeout"])
+    assert isinstance(errors["poll max"], ParameterError) and "max_messages" in str(errors["poll max"])
+    assert isinstance(errors["ack"], UnknownGroup) and "no-such-group" in str(errors["ack"])
+    assert isinstance(errors["nack"], UnknownGroup)
+    assert ends == {0: 1}  # only the one good message was published
+
+
+def test_consumer_and_requester_refuse_bad_settings_before_sending(backend):
+    from workbook.core.errors import ParameterError
+    from workbook.messaging import Consumer
+
+    async def body(b):
+        await b.create_topic("q", 1)
+        with pytest.raises(ParameterError, match="batch"):
+            Consumer(b, "q", "g", "c", None, "at-least-once", batch=0)
+        with pytest.raises(ParameterError, match="poll_timeout"):
+            Consumer(b, "q", "g", "c", None, "at-least-once", poll_timeout=-1)
+        req = await Requester(b, "q.replies").start()
+        try:
+            with pytest.raises(ParameterError, match="timeout"):
+                await req.request("q", "hello", timeout=-1)
+        finally:
+            await req.close()
+        return await b.end_offsets("q")
+
+    assert run(backend, body) == {0: 0}  # the refused request was never published
+
+
+def test_poison_message_is_a_workbook_error_users_can_raise():
+    from workbook.core.errors import WorkbookError
+    from workbook.messaging import MessagingError, PoisonMessage
+
+    with pytest.raises(PoisonMessage, match="bad amount"):
+        raise PoisonMessage("bad amount")
+    assert issubclass(PoisonMessage, MessagingError) and issubclass(PoisonMessage, WorkbookError)

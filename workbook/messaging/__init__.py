@@ -17,15 +17,16 @@ Modules (one concept each):
 """
 
 from workbook.messaging.broker import Broker, BrokerConfig, dlq_topic
-from workbook.messaging.consumer import Consumer, DeliveryMode, PoisonMessage
-from workbook.messaging.errors import (ConsumerCrash, ConsumerNameClash, GroupExists, InvalidTopicName,
-                                       MessagingError, PayloadNotSerialisable, RequestTimeout, UnknownGroup,
-                                       UnknownTopic)
+from workbook.messaging.consumer import Consumer, DeliveryMode, PoisonMessage, ReconnectBackoff
+from workbook.messaging.errors import (BrokerUnavailable, ConsumerCrash, ConsumerNameClash, GroupExists,
+                                       InvalidMessage, InvalidTopicName, MessagingError, PayloadNotSerialisable,
+                                       RequestTimeout, UnknownGroup, UnknownTopic)
 from workbook.messaging.memory import InMemoryBroker
 from workbook.messaging.message import Delivery, Message
 from workbook.messaging.partitioner import KeyPartitioner, stable_hash
 
 __all__ = [
+    "BrokerUnavailable", "InvalidMessage", "ReconnectBackoff",
     "Broker", "BrokerConfig", "Consumer", "ConsumerCrash", "ConsumerNameClash", "Delivery", "DeliveryMode",
     "GroupExists", "InMemoryBroker", "InvalidTopicName", "KeyPartitioner", "Message", "MessagingError",
     "PayloadNotSerialisable", "PoisonMessage", "RequestTimeout", "UnknownGroup", "UnknownTopic", "dlq_topic",

@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from workbook.core.clock import Clock, LoopClock
-from workbook.core.params import check_int
+from workbook.core.params import check_int, check_number
 from workbook.messaging.broker import Broker, BrokerConfig, dlq_topic
 from workbook.messaging.errors import ConsumerNameClash, GroupExists, UnknownGroup, UnknownTopic
-from workbook.messaging.message import Delivery, Message, check_publish, check_topic, decode_payload
+from workbook.messaging.message import Delivery, Message, check_headers, check_publish, check_topic, decode_payload
 from workbook.messaging.partitioner import KeyPartitioner
 
 
@@ -110,10 +110,11 @@ class InMemoryBroker(Broker):
     async def publish(self, topic: str, payload: Any, *, key: str | None = None, kind: str = "event",
                       headers: dict[str, str] | None = None, reply_to: str | None = None,
                       correlation_id: str | None = None, message_id: str | None = None) -> Message:
-        text = check_publish(topic, payload, kind, reply_to)
+        text = check_publish(topic, payload, kind, reply_to, correlation_id, key, message_id)
+        headers = check_headers(topic, headers)
         log = self._log(topic)
         p = self.partitioner.partition(key, len(log))
-        stored = _Stored(message_id or f"m{next(self._ids):07d}", key, kind, text, dict(headers or {}),
+        stored = _Stored(message_id or f"m{next(self._ids):07d}", key, kind, text, headers,
                          reply_to, correlation_id, self.clock.now())
         log[p].append(stored)
         self.published += 1
@@ -222,6 +223,8 @@ class InMemoryBroker(Broker):
     # -- consuming --------------------------------------------------------------------------
     async def poll(self, topic: str, group: str, consumer: str, *, max_messages: int = 10,
                    timeout: float = 0.0) -> list[Delivery]:
+        check_int("max_messages", max_messages, minimum=1)
+        check_number("timeout", timeout, minimum=0)
         g = self._group(topic, group)
         deadline = self.clock.now() + timeout
         while True:

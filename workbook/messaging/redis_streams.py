@@ -28,6 +28,7 @@ one message twice into the dead-letter topic (same message id), never zero times
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import time
 import uuid
@@ -35,8 +36,8 @@ from typing import Any
 
 from workbook.core.params import check_int, check_number
 from workbook.messaging.broker import Broker, BrokerConfig, dlq_topic
-from workbook.messaging.errors import ConsumerNameClash, GroupExists, UnknownGroup, UnknownTopic
-from workbook.messaging.message import Delivery, Message, check_publish, check_topic, decode_payload
+from workbook.messaging.errors import BrokerUnavailable, ConsumerNameClash, GroupExists, UnknownGroup, UnknownTopic
+from workbook.messaging.message import Delivery, Message, check_headers, check_publish, check_topic, decode_payload
 from workbook.messaging.partitioner import KeyPartitioner
 
 _XADD = """
@@ -123,7 +124,44 @@ def _offset(entry_id: str) -> int:
     return int(entry_id.split("-")[0]) - 1
 
 
+def _translating_errors(method):
+    """Redis' connection errors become ``BrokerUnavailable`` and ``NOGROUP`` becomes
+    ``UnknownGroup``; either empties the caches (a restarted server may have lost topics and
+    groups). A connection error also closes every pooled connection, so the next command
+    opens a fresh one: calling again after a ``BrokerUnavailable`` is how a client reconnects."""
+    from redis.exceptions import ConnectionError as RedisConnectionError, ResponseError, TimeoutError as RedisTimeout
+
+    @functools.wraps(method)
+    async def wrapper(self, *args, **kwargs):
+        try:
+            return await method(self, *args, **kwargs)
+        except (RedisConnectionError, RedisTimeout, ConnectionError) as exc:
+            if isinstance(exc, BrokerUnavailable):
+                raise
+            self._forget()
+            try:  # every pooled connection is stale after a restart: each would fail once more
+                await self.redis.connection_pool.disconnect()
+            except Exception:  # noqa: BLE001 - closing broken sockets may fail too; nothing to do
+                pass
+            raise BrokerUnavailable(f"{method.__name__}: Redis at {self.url} is unreachable "
+                                    f"({type(exc).__name__}: {exc})") from exc
+        except ResponseError as exc:
+            if "NOGROUP" not in str(exc):
+                raise
+            self._forget()
+            raise UnknownGroup(f"{method.__name__}: a consumer group is missing on the server ({exc}); "
+                               "was Redis restarted without persistence?") from None
+    return wrapper
+
+
 class RedisStreamsBroker(Broker):
+    """Delivery guarantees are those of ``Broker`` with real time. A Redis outage surfaces as
+    ``BrokerUnavailable`` from the call that met it (nothing is retried here: the command may
+    or may not have been applied); ``Consumer``, ``Requester`` and ``serve_requests`` retry
+    with backoff. Work in flight across an outage: deliveries stay pending in Redis and are
+    redelivered after ``visibility_timeout`` unless acknowledged after the restart; a server
+    that restarts without persistence has lost every stream, group and pending entry."""
+
     def __init__(self, url: str, config: BrokerConfig | None = None, *, prefix: str = "wb",
                  partitioner: KeyPartitioner | None = None, poll_interval: float = 0.01):
         import redis.asyncio as aioredis
@@ -143,6 +181,11 @@ class RedisStreamsBroker(Broker):
         self._groups: set[tuple[str, str]] = set()  # groups are never deleted: cached once seen
         self._stream_names: dict[str, list[str]] = {}
         self._keys: dict[tuple[str, str], list[str]] = {}
+
+    def _forget(self) -> None:
+        """Drop every cached fact about the server's data (after an outage or a missing group)."""
+        self._partitions.clear()
+        self._groups.clear()
 
     # -- keys -----------------------------------------------------------------------------------
     def _k(self, kind: str, *parts) -> str:
@@ -180,14 +223,14 @@ class RedisStreamsBroker(Broker):
     async def publish(self, topic: str, payload: Any, *, key: str | None = None, kind: str = "event",
                       headers: dict[str, str] | None = None, reply_to: str | None = None,
                       correlation_id: str | None = None, message_id: str | None = None) -> Message:
-        text = check_publish(topic, payload, kind, reply_to)
+        text = check_publish(topic, payload, kind, reply_to, correlation_id, key, message_id)
+        headers = check_headers(topic, headers)
         n = await self.partitions(topic)
         p = self.partitioner.partition(key, n)
         if message_id is None:
             self._ids += 1
             message_id = f"{self._id_prefix}-{self._ids:07d}"
         ts = self.now()
-        headers = dict(headers or {})
         meta = json.dumps([message_id, kind, key, headers, reply_to, correlation_id, ts], separators=(",", ":"))
         seq = await self._xadd(keys=[self._k("s", topic, p), self._k("n", topic, p)],
                                args=["payload", text, "meta", meta])
@@ -339,6 +382,8 @@ class RedisStreamsBroker(Broker):
         return names
 
     async def ack(self, delivery: Delivery) -> bool:
+        if (delivery.topic, delivery.group) not in self._groups:  # XACK to no group is a silent 0
+            await self._check_group(delivery.topic, delivery.group)
         eid = _entry_id(delivery.offset)
         acked = await self._ack(keys=[self._k("s", delivery.topic, delivery.partition),
                                       self._k("k", delivery.topic, delivery.group)],
@@ -352,6 +397,8 @@ class RedisStreamsBroker(Broker):
         return bool(got)
 
     async def nack(self, delivery: Delivery, reason: str = "nack", *, requeue: bool = True) -> None:
+        if (delivery.topic, delivery.group) not in self._groups:
+            await self._check_group(delivery.topic, delivery.group)
         if not await self._is_pending(delivery):
             return
         eid = _entry_id(delivery.offset)
@@ -424,3 +471,9 @@ class RedisStreamsBroker(Broker):
         if pending:
             await self.redis.xack(stream, group, *[e["message_id"] for e in pending])
         await self.redis.xgroup_setid(stream, group, f"{offset}-0")
+
+
+for _name in ("create_topic", "partitions", "publish", "create_group", "join", "leave", "heartbeat", "assignment",
+              "poll", "ack", "nack", "committed", "end_offsets", "pending_count", "read", "seek"):
+    setattr(RedisStreamsBroker, _name, _translating_errors(getattr(RedisStreamsBroker, _name)))
+del _name
