@@ -6,6 +6,8 @@
 ``naive`` (the source article's orchestrator, kept to show its defect).
 """
 
-from workbook.sagas.orchestrator import Orchestrator, OrchestratorCrash, SagaDefinition, SagaLog, Step, StepRejected
+from workbook.sagas.orchestrator import (DuplicateSaga, Orchestrator, OrchestratorCrash, SagaDefinition, SagaLog, Step,
+                                         StepRejected, StepRetry)
 
-__all__ = ["Orchestrator", "OrchestratorCrash", "SagaDefinition", "SagaLog", "Step", "StepRejected"]
+__all__ = ["DuplicateSaga", "Orchestrator", "OrchestratorCrash", "SagaDefinition", "SagaLog", "Step", "StepRejected",
+           "StepRetry"]

@@ -21,12 +21,14 @@ together from the events (``trace``).
 from __future__ import annotations
 
 import asyncio
-import random
 
+from workbook.core.params import check_int
+from workbook.core.seeds import stream
 from workbook.core.virtual_time import run_virtual
 from workbook.messaging.broker import BrokerConfig
 from workbook.messaging.memory import InMemoryBroker
-from workbook.sagas.order_flow import STEPS, SagaRun, TransientError, check_sagas, make_participants, plan_faults
+from workbook.sagas.order_flow import (STEPS, SagaRun, TransientError, check_run_parameters, check_sagas,
+                                      make_participants, plan_faults)
 from workbook.sagas.orchestrator import StepRejected
 
 TOPIC = "order-events"
@@ -43,9 +45,11 @@ FINAL_EVENTS = {"ShipmentCreated": "completed", "InventoryRejected": "compensate
 
 def run_choreography(n_sagas: int = 20, *, fail_step: str | None = "payment", fail_rate: float = 0.3,
                      transient_rate: float = 0.1, seed: int = 0, partitions: int = 4) -> SagaRun:
-    rng = random.Random(seed)
+    check_run_parameters(n_sagas, fail_step=fail_step, fail_rate=fail_rate, transient_rate=transient_rate, seed=seed)
+    check_int("partitions", partitions, minimum=1)
     parts = make_participants(seed, transient_rate=transient_rate)
-    ids = plan_faults(parts, n_sagas, fail_step=fail_step, fail_rate=fail_rate, slow_rate=0.0, rng=rng)
+    ids = plan_faults(parts, n_sagas, fail_step=fail_step, fail_rate=fail_rate, slow_rate=0.0,
+                      rng=stream(seed, "fault-plan"))  # the same plan as run_orchestrated's for one seed
     trace: list = []
     statuses = {sid: "running" for sid in ids}
 

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from workbook.core.clock import Clock, LoopClock
+from workbook.core.errors import ParameterError, WorkbookError
 from workbook.core.params import check_int, check_number
 from workbook.messaging.errors import MessagingError
 
@@ -49,9 +50,16 @@ class OrchestratorCrash(MessagingError, RuntimeError):
     """Injected: the orchestrator process dies right after writing a log record."""
 
 
+class DuplicateSaga(WorkbookError, ValueError):
+    """``start`` was given a saga id the log already holds: saga ids must be unique."""
+
+
 @dataclass(frozen=True)
 class StepRetry:
-    """Attempts and exponential backoff (``delay * factor**n``, at most ``max_delay``)."""
+    """Attempts and exponential backoff (``delay * factor**n``, at most ``max_delay``).
+
+    ``attempts=None`` retries without end (compensations: they must eventually succeed).
+    """
 
     attempts: int | None = 3
     delay: float = 0.1
@@ -60,21 +68,45 @@ class StepRetry:
 
     def __post_init__(self):
         if self.attempts is not None:
-            check_int("attempts", self.attempts, minimum=1)
-        check_number("delay", self.delay, minimum=0)
-        check_number("factor", self.factor, minimum=1)
+            check_int("StepRetry.attempts", self.attempts, minimum=1)
+        check_number("StepRetry.delay", self.delay, minimum=0)
+        check_number("StepRetry.factor", self.factor, minimum=1)
+        check_number("StepRetry.max_delay", self.max_delay, minimum=self.delay)
 
     def wait(self, attempt: int) -> float:
-        return min(self.max_delay, self.delay * self.factor ** (attempt - 1))
+        return min(self.max_delay, self.delay * self.factor ** min(attempt - 1, 64))
+
+
+def _check_action(field_name: str, fn) -> None:
+    if not callable(fn):
+        raise ParameterError(field_name, fn, "an async callable (saga_id, data) -> result")
 
 
 @dataclass(frozen=True)
 class Step:
+    """One local transaction of a saga: its action, its compensation, a timeout per try and
+    a retry policy. Checked when built, so a bad step fails before any saga runs."""
+
     name: str
     action: Action
     compensation: Action
     timeout: float = 1.0
     retry: StepRetry = StepRetry()
+
+    def __post_init__(self):
+        if not isinstance(self.name, str) or not self.name:
+            raise ParameterError("Step.name", self.name, "a non-empty str")
+        _check_action(f"Step({self.name!r}).action", self.action)
+        _check_action(f"Step({self.name!r}).compensation", self.compensation)
+        check_number(f"Step({self.name!r}).timeout", self.timeout, minimum=0, min_exclusive=True)
+        if self.timeout == float("inf"):
+            raise ParameterError(f"Step({self.name!r}).timeout", self.timeout,
+                                 "a finite number of seconds > 0 (an unanswered step must end as 'unknown')")
+        if not isinstance(self.retry, StepRetry):
+            raise ParameterError(f"Step({self.name!r}).retry", self.retry, "a StepRetry")
+        if self.retry.attempts is None:
+            raise ParameterError(f"Step({self.name!r}).retry.attempts", None,
+                                 "an int >= 1 (an action retried forever never lets the saga compensate)")
 
 
 @dataclass(frozen=True)
@@ -84,9 +116,17 @@ class SagaDefinition:
     compensation_retry: StepRetry = StepRetry(attempts=None, delay=0.1, max_delay=2.0)
 
     def __post_init__(self):
+        if not isinstance(self.name, str) or not self.name:
+            raise ParameterError("SagaDefinition.name", self.name, "a non-empty str")
+        object.__setattr__(self, "steps", tuple(self.steps))
+        bad = [i for i, s in enumerate(self.steps) if not isinstance(s, Step)]
+        if bad:
+            raise ParameterError(f"SagaDefinition.steps[{bad[0]}]", self.steps[bad[0]], "a Step")
         names = [s.name for s in self.steps]
         if len(set(names)) != len(names) or not names:
-            raise ValueError(f"saga {self.name!r}: step names must be unique and non-empty, got {names}")
+            raise ParameterError("SagaDefinition.steps", names, "at least one step, with unique names")
+        if not isinstance(self.compensation_retry, StepRetry):
+            raise ParameterError("SagaDefinition.compensation_retry", self.compensation_retry, "a StepRetry")
 
 
 LOG_SCHEMA = """
@@ -193,8 +233,12 @@ class Orchestrator:
         self.crash(type_, step)
 
     async def start(self, saga_id: str, data: dict) -> str:
+        if not isinstance(saga_id, str) or not saga_id:
+            raise ParameterError("saga_id", saga_id, "a non-empty str")
+        if not isinstance(data, dict):
+            raise ParameterError("data", data, "a dict (the saga's input, stored in the log as JSON)")
         if self.log.records(saga_id):
-            raise ValueError(f"saga {saga_id!r} already exists in the log (status {self.log.status(saga_id)!r}); "
+            raise DuplicateSaga(f"saga {saga_id!r} already exists in the log (status {self.log.status(saga_id)!r}); "
                              "saga ids must be unique")
         self._write(saga_id, "started", None, data)
         return await self._drive(saga_id)

@@ -16,7 +16,7 @@ before doing anything), ``slow`` (saga ids whose action takes ``slow_time``: lon
 the orchestrator's timeout, so the outcome is unknown to it; the action still completes
 in the participant, as a remote service does when the caller gives up).
 
-``check_sagas`` is the checker: every saga must end ``completed`` (every action applied
+``check_sagas`` is the checker (it returns a ``workbook.core.verdict.Verdict``): every saga must end ``completed`` (every action applied
 once, nothing undone) or ``compensated`` (every applied action undone once), and no
 compensation effect may exist for an action that never happened.
 """
@@ -32,6 +32,8 @@ from workbook.core.params import check_choice, check_int, check_number
 from workbook.core.virtual_time import run_virtual
 from workbook.sagas.orchestrator import Orchestrator, OrchestratorCrash, StepRetry, SagaDefinition, SagaLog, Step, StepRejected
 from workbook.core.errors import WorkbookError
+from workbook.core.seeds import stream
+from workbook.core.verdict import Verdict
 
 STEPS = ("inventory", "payment", "shipping")
 ACTIONS = {"inventory": ("reserve", "release"), "payment": ("charge", "refund"), "shipping": ("ship", "cancel")}
@@ -90,8 +92,7 @@ class Participant:
 
 def make_participants(seed: int = 0, *, transient_rate: float = 0.0, careful: bool = True,
                       latency: float = 0.01) -> dict[str, Participant]:
-    rng = random.Random(seed)
-    return {n: Participant(n, random.Random(rng.random()), latency=latency, transient_rate=transient_rate,
+    return {n: Participant(n, stream(seed, "participant", n), latency=latency, transient_rate=transient_rate,
                            careful=careful) for n in STEPS}
 
 
@@ -104,45 +105,52 @@ def order_saga_definition(participants: dict[str, Participant], *, timeout: floa
                                          for n in STEPS))
 
 
-@dataclass
-class Verdict:
-    valid: bool
-    sagas: int
-    completed: int
-    compensated: int
-    other: int
-    violations: list[str]
-
-    def __str__(self):
-        head = "VALID" if self.valid else "INVALID"
-        text = (f"{head}: {self.sagas} sagas, {self.completed} completed, {self.compensated} compensated, "
-                f"{self.other} unfinished, {len(self.violations)} violation(s)")
-        return text + "".join(f"\n  - {v}" for v in self.violations[:10]) + (
-            f"\n  ... and {len(self.violations) - 10} more" if len(self.violations) > 10 else "")
+def _examples(items: list[str], limit: int = 3) -> str:
+    if not items:
+        return "none"
+    return "; ".join(items[:limit]) + (f"; ... and {len(items) - limit} more" if len(items) > limit else "")
 
 
 def check_sagas(statuses: dict[str, str], participants: dict[str, Participant]) -> Verdict:
-    """Every saga completed or fully compensated; no compensation without its action; no repeats."""
-    violations = []
+    """Judge sagas by what the participants recorded, not by what the sagas claim.
+
+    Checks: every saga ended ``completed`` or ``compensated``; no action happened twice; a
+    completed saga has every action once and nothing undone; a compensated saga has every
+    action that happened undone; no compensation ran for an action that never happened.
+    ``numbers``: sagas, completed, compensated, unfinished, violations (the list).
+    """
     count = Counter(statuses.values())
+    unfinished, repeated, bad_completed, not_undone, phantom = [], [], [], [], []
     for sid, status in sorted(statuses.items()):
+        if status not in ("completed", "compensated"):
+            unfinished.append(f"{sid}: ended {status!r}, neither completed nor compensated")
         for name in STEPS:
             p = participants[name]
             done, undone = p.applied[sid], p.undone[sid]
             act, comp = ACTIONS[name]
             if done > 1:
-                violations.append(f"{sid}: {name} {act} happened {done} times")
+                repeated.append(f"{sid}: {name} {act} happened {done} times")
             if undone > done:
-                violations.append(f"{sid}: {name} {comp} ran {undone} time(s) for {done} {act}(s): "
-                                  "compensation for an action that never happened")
+                phantom.append(f"{sid}: {name} {comp} ran {undone} time(s) for {done} {act}(s): "
+                               "compensation for an action that never happened")
             elif status == "completed" and (done != 1 or undone):
-                violations.append(f"{sid}: says completed but {name} {act}={done}, {comp}={undone}")
+                bad_completed.append(f"{sid}: says completed but {name} {act}={done}, {comp}={undone}")
             elif status == "compensated" and done > undone:
-                violations.append(f"{sid}: says compensated but {name} {act} was never undone")
-        if status not in ("completed", "compensated"):
-            violations.append(f"{sid}: ended {status!r}, neither completed nor compensated")
+                not_undone.append(f"{sid}: says compensated but {name} {act} was never undone")
     other = sum(n for s, n in count.items() if s not in ("completed", "compensated"))
-    return Verdict(not violations, len(statuses), count["completed"], count["compensated"], other, violations)
+    violations = unfinished + repeated + bad_completed + not_undone + phantom
+    return Verdict.of(
+        f"{len(statuses)} sagas: {count['completed']} completed, {count['compensated']} compensated, "
+        f"{other} unfinished",
+        [("every saga ended completed or compensated", not unfinished, _examples(unfinished)),
+         ("no action happened twice", not repeated, _examples(repeated)),
+         ("completed: every action once, nothing undone", not bad_completed, _examples(bad_completed)),
+         ("compensated: every action that happened was undone", not not_undone, _examples(not_undone)),
+         ("no compensation without its action", not phantom, _examples(phantom))],
+        numbers={"sagas": len(statuses), "completed": count["completed"], "compensated": count["compensated"],
+                 "unfinished": other, "violations": violations},
+        hint="a saga may say 'compensated' only after every compensation has succeeded; compensations must be "
+             "idempotent and retried until they do")
 
 
 @dataclass
@@ -153,6 +161,18 @@ class SagaRun:
     trace: list[tuple[float, str, str, str]]
     log: list[tuple] = field(default_factory=list)
     restarts: int = 0
+
+
+def check_run_parameters(n_sagas, *, fail_step, fail_rate, transient_rate, seed, slow_rate=0.0,
+                         crash_rate=0.0) -> None:
+    """Refuse bad parameters of a saga run, naming the parameter, before anything runs."""
+    check_int("n_sagas", n_sagas, minimum=1)
+    check_int("seed", seed, minimum=0)
+    if fail_step is not None:
+        check_choice("fail_step", fail_step, STEPS)
+    for name, v in (("fail_rate", fail_rate), ("slow_rate", slow_rate), ("crash_rate", crash_rate)):
+        check_number(name, v, minimum=0, maximum=1)
+    check_number("transient_rate", transient_rate, minimum=0, maximum=0.9)  # 1.0 would never finish
 
 
 def plan_faults(participants, n_sagas: int, *, fail_step: str | None, fail_rate: float, slow_rate: float,
@@ -174,19 +194,15 @@ def run_orchestrated(n_sagas: int = 20, *, fail_step: str | None = "payment", fa
     ``crash_rate``: probability that the orchestrator dies after any log write; a new one
     is started on the same log and ``recover()``-s, until every saga is finished.
     """
-    check_int("n_sagas", n_sagas, minimum=1)
-    if fail_step is not None:
-        check_choice("fail_step", fail_step, STEPS)
-    for name, v in (("fail_rate", fail_rate), ("transient_rate", transient_rate), ("slow_rate", slow_rate),
-                    ("crash_rate", crash_rate)):
-        check_number(name, v, minimum=0, maximum=1 if name != "transient_rate" else 0.9)
-    rng = random.Random(seed)
+    check_run_parameters(n_sagas, fail_step=fail_step, fail_rate=fail_rate, transient_rate=transient_rate,
+                         slow_rate=slow_rate, crash_rate=crash_rate, seed=seed)
     parts = make_participants(seed, transient_rate=transient_rate)
-    ids = plan_faults(parts, n_sagas, fail_step=fail_step, fail_rate=fail_rate, slow_rate=slow_rate, rng=rng)
+    ids = plan_faults(parts, n_sagas, fail_step=fail_step, fail_rate=fail_rate, slow_rate=slow_rate,
+                      rng=stream(seed, "fault-plan"))
     definition = order_saga_definition(parts)
     log = SagaLog(db_path)
     trace: list = []
-    crash_rng = random.Random(seed + 1)
+    crash_rng = stream(seed, "orchestrator-crashes")
 
     def crash(type_, step):
         if crash_rng.random() < crash_rate:
@@ -224,9 +240,10 @@ def naive_orchestrated(n_sagas: int = 20, *, fail_step: str | None = "payment", 
     compensation is forgotten)."""
     from workbook.sagas.naive import NaiveSaga
 
-    rng = random.Random(seed)
+    check_run_parameters(n_sagas, fail_step=fail_step, fail_rate=fail_rate, transient_rate=transient_rate, seed=seed)
     parts = make_participants(seed, transient_rate=transient_rate)
-    ids = plan_faults(parts, n_sagas, fail_step=fail_step, fail_rate=fail_rate, slow_rate=0.0, rng=rng)
+    ids = plan_faults(parts, n_sagas, fail_step=fail_step, fail_rate=fail_rate, slow_rate=0.0,
+                      rng=stream(seed, "fault-plan"))
     trace: list = []
 
     async def main():
