@@ -2,8 +2,15 @@
 
 A node is a client, the edge (gateway), a service, a database, the cache or a piece of
 infrastructure; an edge ``a -> b`` means "a calls / sends to / stores in b", with a
-``mode`` of ``sync``, ``async`` or ``data``. ``load_architecture`` checks every element
-and raises ``ConfigError`` naming the file, the element and what was expected.
+``mode`` of ``sync``, ``async`` or ``data``. An edge may also say what ``degrades`` when
+its target fails, if the caller survives that failure (a discovery client keeps serving
+from its cached instance list when the registry dies: it no longer finds new instances
+nor drops dead ones). ``load_architecture`` checks every element and raises
+``ConfigError`` naming the file, the element and what was expected.
+
+The blast radius is a *model*, and its assumptions are stated where it is computed
+(``Architecture.blast_radius``): a failure travels backwards along ``sync`` and ``data``
+edges, not along ``async`` ones, and not along edges that only degrade.
 """
 
 from __future__ import annotations
@@ -44,17 +51,33 @@ class Architecture:
         self._check(node)
         return sorted(self.graph.predecessors(node))
 
-    def blast_radius(self, node: str, modes: tuple[str, ...] = ("sync", "data")) -> list[str]:
+    def blast_radius(self, node: str, modes: tuple[str, ...] = ("sync", "data"), *,
+                     through_degraded: bool = False) -> list[str]:
         """What a failure of ``node`` can reach: every node that waits on it, directly or
         transitively, through edges of the given ``modes``.
 
-        By default only synchronous calls and data access propagate a failure; a message
-        queue in between (``async``) breaks the chain, because the producer does not
-        wait for the consumer.
+        Assumptions of the model, not facts about a running system: only synchronous calls
+        and data access propagate a failure; an ``async`` edge breaks the chain because
+        the producer does not wait for the consumer. That holds only when the producer can
+        go on without the consumer (a durable queue, an outbox while the broker is down):
+        the consumer's work is delayed, not lost, and the delay is still visible to users.
+        An edge with ``degrades`` does not propagate either (the caller survives, with the
+        degradation it names) unless ``through_degraded`` is true.
         """
         self._check(node)
-        view = nx.subgraph_view(self.graph, filter_edge=lambda a, b: self.graph.edges[a, b]["mode"] in modes)
+
+        def propagates(a, b):
+            data = self.graph.edges[a, b]
+            return data["mode"] in modes and (through_degraded or not data.get("degrades"))
+
+        view = nx.subgraph_view(self.graph, filter_edge=propagates)
         return sorted(nx.ancestors(view, node))
+
+    def degraded_by(self, node: str) -> dict[str, str]:
+        """The direct callers that survive a failure of ``node``, each with what degrades."""
+        self._check(node)
+        return {a: self.graph.edges[a, node]["degrades"] for a in sorted(self.graph.predecessors(node))
+                if self.graph.edges[a, node].get("degrades")}
 
 
 def load_architecture(path: str | Path) -> Architecture:
@@ -107,6 +130,12 @@ def architecture_from_dict(doc, *, source="<dict>") -> Architecture:
                 raise ConfigError(source, f"{where}.{field}", f"a '{field}' field")
             if not isinstance(edge[field], str):
                 raise ConfigError(source, f"{where}.{field}", "a string", edge[field])
+        unknown = set(edge) - {"from", "to", "mode", "what", "degrades"}
+        if unknown:
+            raise ConfigError(source, f"{where}.{sorted(unknown)[0]}", "only from, to, mode, what and degrades")
+        if "degrades" in edge and (not isinstance(edge["degrades"], str) or not edge["degrades"].strip()):
+            raise ConfigError(source, f"{where}.degrades", "a non-empty description of what degrades",
+                              edge["degrades"])
         for end in ("from", "to"):
             if edge[end] not in graph:
                 raise ConfigError(source, f"{where}.{end}", "the id of a node declared under 'nodes'", edge[end])
@@ -114,5 +143,6 @@ def architecture_from_dict(doc, *, source="<dict>") -> Architecture:
             raise ConfigError(source, f"{where}.mode", "one of " + ", ".join(EDGE_MODES), edge["mode"])
         if graph.has_edge(edge["from"], edge["to"]):
             raise ConfigError(source, where, "no duplicate edge", f"{edge['from']} -> {edge['to']}")
-        graph.add_edge(edge["from"], edge["to"], mode=edge["mode"], what=edge["what"])
+        graph.add_edge(edge["from"], edge["to"], mode=edge["mode"], what=edge["what"],
+                       degrades=edge.get("degrades"))
     return Architecture(doc["name"], graph)

@@ -17,7 +17,9 @@ from dataclasses import asdict, dataclass
 from workbook.core.distributions import Bimodal, Constant, Distribution, Exponential, LogNormal
 from workbook.core.errors import ParameterError
 from workbook.core.params import check_choice, check_int, check_number
+from workbook.core.seeds import derive_seed
 from workbook.core.simnet import SimNetwork
+from workbook.core.stats import quantiles
 from workbook.core.virtual_time import run_virtual
 
 DISTRIBUTIONS = ("bimodal", "lognormal", "exponential")
@@ -50,8 +52,8 @@ def fanout_where_quantile_stalls(q: float, p_slow: float) -> int:
     The q-quantile is a stall once more than a share 1 - q of requests meet one:
     1 - (1 - p)^k > 1 - q, i.e. k > ln(q) / ln(1 - p).
     """
-    if not 0 < q < 1 or not 0 < p_slow < 1:
-        raise ValueError("q and p_slow must be in (0, 1)")
+    q = check_number("q", q, minimum=0, maximum=1, min_exclusive=True, max_exclusive=True)
+    p_slow = check_number("p_slow", p_slow, minimum=0, maximum=1, min_exclusive=True, max_exclusive=True)
     k = max(1, math.floor(math.log(q) / math.log(1 - p_slow)))
     while k > 1 and slow_share_theory(k - 1, p_slow) > 1 - q:
         k -= 1
@@ -71,14 +73,6 @@ class FanoutResult:
 
     def as_dict(self):
         return asdict(self)
-
-
-def quantile(sorted_values: Sequence[float], q: float) -> float:
-    """Nearest-rank quantile of an already sorted sequence (what monitoring systems report)."""
-    if not sorted_values:
-        raise ValueError("quantile of an empty sequence")
-    rank = max(1, math.ceil(q * len(sorted_values)))
-    return sorted_values[rank - 1]
 
 
 def check_k_values(k_values) -> list[int]:
@@ -110,7 +104,7 @@ def fanout_experiment(
     seed = check_int("seed", seed, minimum=0)
 
     async def run_one_k(k: int) -> FanoutResult:
-        net = SimNetwork(seed * 1_000_003 + k, latency=network_ms / 1000, keep_log=False)
+        net = SimNetwork(derive_seed(seed, "fanout", k), latency=network_ms / 1000, keep_log=False)
         net.add_service("frontend")
         backends = [f"backend-{i}" for i in range(k)]
         for name in backends:
@@ -121,10 +115,9 @@ def fanout_experiment(
             start = loop.time()
             await asyncio.gather(*(net.call("frontend", b) for b in backends))
             latencies.append((loop.time() - start) * 1000)
-        latencies.sort()
         slow = sum(1 for v in latencies if v > slow_threshold_ms) / requests
-        q = {p: round(quantile(latencies, p), 3) for p in (0.50, 0.90, 0.99)}
-        return FanoutResult(k, requests, q[0.50], q[0.90], q[0.99], slow)
+        p50, p90, p99 = (round(v, 3) for v in quantiles(latencies, (0.50, 0.90, 0.99)))
+        return FanoutResult(k, requests, p50, p90, p99, slow)
 
     async def main():
         return [await run_one_k(k) for k in ks]
