@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 export PYTHONHASHSEED := 0
 export PLOTLY_RENDERER := plotly_mimetype
 
-.PHONY: lab test notebooks execute bench redis clean help
+.PHONY: lab test notebooks execute bench grpc site redis clean help
 
 help:
 	@echo "make lab        open JupyterLab on notebooks/"
@@ -16,8 +16,10 @@ help:
 	@echo "                (one notebook, new parameters: make notebooks NB=00_tour P='-p k_max 16 -p seed 7')"
 	@echo "make execute    re-execute every notebook in place (after editing one)"
 	@echo "make bench      run the benchmarks, writing benchmarks/RESULTS.md"
+	@echo "make grpc       regenerate workbook/transport/inventory_pb2*.py from inventory.proto"
+	@echo "make site       build the executed notebooks into a static HTML site in build/site/"
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py
 	@$(PYTHON) scripts/check_python.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
@@ -41,6 +43,12 @@ execute: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
+
+grpc: $(STAMP)
+	$(BIN)/python scripts/grpc_codegen.py
+
+site: $(STAMP)
+	$(BIN)/python scripts/build_site.py $(NB)
 
 clean:
 	rm -rf build .pytest_cache

@@ -29,9 +29,10 @@ from pathlib import Path
 import yaml
 
 from workbook.core.errors import ConfigError
+from workbook.core.resources import data_path
 from workbook.decomposition.capability import FIELDS, Capability
 
-DATA_DIR = Path(__file__).resolve().parents[2] / "data" / "decomposition"
+DATA_DIR = data_path("decomposition")
 """Where the bundled catalogues live (``seed_five.yaml``, ``ecommerce.yaml``)."""
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
