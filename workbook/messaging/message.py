@@ -119,18 +119,22 @@ MAX_PAYLOAD_DEPTH = 200
 """When JSON encoding runs out of stack, the error names the element at this nesting depth."""
 
 
+_ENCODE = json.JSONEncoder(allow_nan=False, sort_keys=True, separators=(",", ":")).encode
+# one encoder for every call: json.dumps with arguments builds a new JSONEncoder each time
+
+
 def encode_payload(topic: str, payload: Any) -> str:
     """JSON text of ``payload``; raise PayloadNotSerialisable naming the offending path
     (a value JSON cannot hold, a cycle, or nesting too deep for the encoder's stack)."""
     try:
-        return json.dumps(payload, allow_nan=False, sort_keys=True, separators=(",", ":"))
+        return _ENCODE(payload)
     except (TypeError, ValueError, RecursionError) as exc:
         path, detail = find_unserialisable(payload, "payload")
         raise PayloadNotSerialisable(topic, path or "payload", detail or str(exc)) from None
 
 
-def decode_payload(text: str) -> Any:
-    return json.loads(text)
+decode_payload = json.loads
+"""The payload of its JSON text (a fresh object on every call)."""
 
 
 def find_unserialisable(value: Any, path: str, _seen: tuple = ()) -> tuple[str | None, str | None]:

@@ -31,7 +31,8 @@ class KeyPartitioner:
         self._next: dict[int, int] = {}
 
     def partition(self, key: str | None, partitions: int) -> int:
-        check_int("partitions", partitions, minimum=1)
+        if type(partitions) is not int or partitions < 1:
+            check_int("partitions", partitions, minimum=1)
         if key is None:
             p = self._next.get(partitions, 0)
             self._next[partitions] = (p + 1) % partitions

@@ -3,8 +3,9 @@
 Mapping (keys are prefixed, ``wb:`` by default):
 
 * partition ``p`` of topic ``t`` is the stream ``wb:s:t:p``; the message at offset ``o``
-  has the explicit entry id ``(o+1)-0``, assigned atomically by a Lua script (``INCR`` of
-  ``wb:n:t:p`` + ``XADD``), so offsets are dense and equal to the in-memory backend's;
+  has the entry id ``0-(o+1)``: ``XADD`` with the id ``0-*`` (Redis >= 7.0) takes the next
+  sequence number atomically, so offsets are dense and equal to the in-memory backend's,
+  and a publish is one plain command;
   an entry has two fields: ``payload`` (the JSON text) and ``meta`` (a JSON list: id, kind,
   key, headers, reply_to, correlation_id, timestamp), few fields being cheaper to write
   and parse than one per attribute;
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import hashlib
 import json
 import time
 import uuid
@@ -36,15 +38,12 @@ from typing import Any
 
 from workbook.core.params import check_int, check_number
 from workbook.messaging.broker import Broker, BrokerConfig, dlq_topic
-from workbook.messaging.errors import BrokerUnavailable, ConsumerNameClash, GroupExists, UnknownGroup, UnknownTopic
+from redis.exceptions import ResponseError
+
+from workbook.messaging.errors import (BrokerUnavailable, ConsumerNameClash, GroupExists, MessagingError, UnknownGroup,
+                                       UnknownTopic)
 from workbook.messaging.message import Delivery, Message, check_headers, check_publish, check_topic, decode_payload
 from workbook.messaging.partitioner import KeyPartitioner
-
-_XADD = """
-local n = redis.call('INCR', KEYS[2])
-redis.call('XADD', KEYS[1], n .. '-0', unpack(ARGV))
-return n
-"""
 
 # One poll, atomically: heartbeat, expiry of silent members, assignment, pending lists,
 # reclaims and new reads, so no other client's poll, join or ack can fall between deciding
@@ -52,8 +51,9 @@ return n
 # KEYS: members hash, nack flags hash, then every partition's stream (partition p = KEYS[p + 3]).
 # ARGV: group, consumer, now, session timeout (s), visibility timeout (ms), max_deliveries,
 #       max_in_flight, max_messages, pending entries scanned per partition.
-# Returns {deliveries, dead, expired}: deliveries {p, attempt, entry id, {field, value, ...}}
-# in partition order; dead {p, entry id, deliveries, nack reason or ''}: due entries past
+# Returns {claims, reads, dead, expired}: claims {p, attempt, entry id, {field, value, ...}}
+# (redeliveries), reads {p, {{entry id, {field, value, ...}}, ...}} (first deliveries, as
+# XREADGROUP returns them: no per-entry extras to parse), both in partition order; dead {p, entry id, deliveries, nack reason or ''}: due entries past
 # max_deliveries, left pending for the client to dead-letter (their partition delivers nothing
 # else in this call); expired: the members removed for missed heartbeats.
 _POLL = """
@@ -69,7 +69,7 @@ for i = 1, #flat, 2 do
 end
 if #expired > 0 then redis.call('HDEL', KEYS[1], unpack(expired)) end
 table.sort(live)
-local out, dead = {}, {}
+local claims, reads, dead = {}, {}, {}
 for p = 0, #KEYS - 3 do
   if live[(p % #live) + 1] == me then
     local stream = KEYS[p + 3]
@@ -88,7 +88,7 @@ for p = 0, #KEYS - 3 do
           budget = budget - 1
           local got = redis.call('XCLAIM', stream, group, me, 0, eid)
           if reason then redis.call('HDEL', KEYS[2], flag) end
-          if got[1] then out[#out + 1] = {p, count + 1, eid, got[1][2]} end
+          if got[1] then claims[#claims + 1] = {p, count + 1, eid, got[1][2]} end
         end
       end
     end
@@ -96,13 +96,13 @@ for p = 0, #KEYS - 3 do
     if not blocked and room > 0 then
       local got = redis.call('XREADGROUP', 'GROUP', group, me, 'COUNT', room, 'STREAMS', stream, '>')
       if got then
-        for _, entry in ipairs(got[1][2]) do out[#out + 1] = {p, 1, entry[1], entry[2]} end
+        reads[#reads + 1] = {p, got[1][2]}
         budget = budget - #got[1][2]
       end
     end
   end
 end
-return {out, dead, expired}
+return {claims, reads, dead, expired}
 """
 
 # XACK and the removal of a nack flag, in one command.
@@ -112,16 +112,18 @@ redis.call('HDEL', KEYS[2], ARGV[3])
 return n
 """
 
+_ENCODE_META = json.JSONEncoder(separators=(",", ":")).encode
+
 PENDING_SCAN = 1000
 """Pending entries examined per partition and poll (more than ``max_in_flight`` ever allows)."""
 
 
 def _entry_id(offset: int) -> str:
-    return f"{offset + 1}-0"
+    return f"0-{offset + 1}"
 
 
 def _offset(entry_id: str) -> int:
-    return int(entry_id.split("-")[0]) - 1
+    return int(entry_id.partition("-")[2]) - 1
 
 
 def _translating_errors(method):
@@ -171,9 +173,10 @@ class RedisStreamsBroker(Broker):
         self.redis = aioredis.Redis.from_url(url, decode_responses=True)
         self.partitioner = partitioner or KeyPartitioner()
         self.poll_interval = poll_interval
-        self._xadd = self.redis.register_script(_XADD)
-        self._poll = self.redis.register_script(_POLL)
-        self._ack = self.redis.register_script(_ACK)
+        self._shas = {s: hashlib.sha1(s.encode()).hexdigest() for s in (_POLL, _ACK)}
+        self._stream_key: dict[tuple[str, int], str] = {}
+        self._ack_keys: dict[tuple[str, str, int], tuple[str, str]] = {}
+        self._nacked: set[tuple[str, str, int, str]] = set()  # nack flags this client set, until acked
         self._ids = 0
         self._id_prefix = f"r{uuid.uuid4().hex[:12]}"  # ids are what idempotent consumers deduplicate on
         self.events: list[tuple[float, str, dict]] = []
@@ -210,8 +213,9 @@ class RedisStreamsBroker(Broker):
                                  f"asked for {partitions}")
 
     async def partitions(self, topic: str) -> int:
-        if topic in self._partitions:
-            return self._partitions[topic]
+        return self._partitions.get(topic) or await self._partition_count(topic)
+
+    async def _partition_count(self, topic: str) -> int:
         n = await self.redis.hget(self._k("topics"), topic)
         if n is None:
             check_topic(topic)
@@ -225,17 +229,35 @@ class RedisStreamsBroker(Broker):
                       correlation_id: str | None = None, message_id: str | None = None) -> Message:
         text = check_publish(topic, payload, kind, reply_to, correlation_id, key, message_id)
         headers = check_headers(topic, headers)
-        n = await self.partitions(topic)
+        n = self._partitions.get(topic) or await self._partition_count(topic)
         p = self.partitioner.partition(key, n)
         if message_id is None:
             self._ids += 1
             message_id = f"{self._id_prefix}-{self._ids:07d}"
         ts = self.now()
-        meta = json.dumps([message_id, kind, key, headers, reply_to, correlation_id, ts], separators=(",", ":"))
-        seq = await self._xadd(keys=[self._k("s", topic, p), self._k("n", topic, p)],
-                               args=["payload", text, "meta", meta])
+        meta = _ENCODE_META([message_id, kind, key, headers, reply_to, correlation_id, ts])
+        stream = self._stream_key.get((topic, p)) or self._stream_key.setdefault((topic, p), self._k("s", topic, p))
+        try:
+            eid = await self.redis.execute_command("XADD", stream, "0-*", "payload", text, "meta", meta)
+        except ResponseError as exc:
+            if "Invalid stream ID" in str(exc):
+                raise MessagingError(f"publish to {topic!r}: this Redis server cannot add with the id '0-*' "
+                                     "(it needs Redis >= 7.0)") from exc
+            raise
         return Message(topic, decode_payload(text), message_id, key, kind, headers, reply_to, correlation_id, p,
-                       int(seq) - 1, ts)
+                       _offset(eid), ts)
+
+    async def _script(self, source: str, numkeys: int, *keys_and_args):
+        """EVALSHA of a script (loaded at the first NOSCRIPT): what redis-py's Script object
+        does, without its per-call import, tuple copies and pipeline check."""
+        from redis.exceptions import NoScriptError
+
+        sha = self._shas[source]
+        try:
+            return await self.redis.evalsha(sha, numkeys, *keys_and_args)
+        except NoScriptError:
+            await self.redis.script_load(source)
+            return await self.redis.evalsha(sha, numkeys, *keys_and_args)
 
     @staticmethod
     def _message(topic: str, p: int, entry_id: str, payload: str, meta: str) -> Message:
@@ -350,14 +372,19 @@ class RedisStreamsBroker(Broker):
         cfg = self.config
         while True:
             now = self.now()
-            deliveries, dead, expired = await self._poll(
-                keys=keys, args=[group, consumer, repr(now), cfg.session_timeout, cfg.visibility_timeout * 1000,
-                                 cfg.max_deliveries, cfg.max_in_flight, max_messages, PENDING_SCAN])
+            claims, reads, dead, expired = await self._script(
+                _POLL, len(keys), *keys, group, consumer, repr(now), cfg.session_timeout,
+                cfg.visibility_timeout * 1000, cfg.max_deliveries, cfg.max_in_flight, max_messages, PENDING_SCAN)
             if expired:
                 self.events.append((now, "rebalance", {"topic": topic, "group": group,
                                                        "why": f"{', '.join(sorted(expired))} missed heartbeats"}))
             out = [Delivery(self._message(topic, p, eid, flat[1], flat[3]), group, consumer, attempt)
-                   for p, attempt, eid, flat in deliveries]
+                   for p, attempt, eid, flat in claims]
+            for p, entries in reads:
+                out += [Delivery(self._message(topic, p, eid, flat[1], flat[3]), group, consumer, 1)
+                        for eid, flat in entries]
+            if claims and reads:  # partition order, as the in-memory broker delivers
+                out.sort(key=lambda d: d.message.partition)
             if not dead:
                 return out
             # due entries past max_deliveries: dead-letter them, then poll again (their
@@ -384,11 +411,15 @@ class RedisStreamsBroker(Broker):
     async def ack(self, delivery: Delivery) -> bool:
         if (delivery.topic, delivery.group) not in self._groups:  # XACK to no group is a silent 0
             await self._check_group(delivery.topic, delivery.group)
-        eid = _entry_id(delivery.offset)
-        acked = await self._ack(keys=[self._k("s", delivery.topic, delivery.partition),
-                                      self._k("k", delivery.topic, delivery.group)],
-                                args=[delivery.group, eid, f"{delivery.partition}:{eid}"])
-        return bool(acked)
+        topic, group, p = delivery.message.topic, delivery.group, delivery.message.partition
+        eid = f"0-{delivery.message.offset + 1}"
+        keys = self._ack_keys.get((topic, group, p))
+        if keys is None:
+            keys = self._ack_keys[(topic, group, p)] = (self._k("s", topic, p), self._k("k", topic, group))
+        if self._nacked and (topic, group, p, eid) in self._nacked:  # XACK and the nack flag's removal
+            self._nacked.discard((topic, group, p, eid))
+            return bool(await self._script(_ACK, 2, *keys, group, eid, f"{p}:{eid}"))
+        return bool(await self.redis.xack(keys[0], group, eid))
 
     async def _is_pending(self, delivery: Delivery) -> bool:
         eid = _entry_id(delivery.offset)
@@ -408,6 +439,7 @@ class RedisStreamsBroker(Broker):
         else:
             await self.redis.hset(self._k("k", delivery.topic, delivery.group), f"{delivery.partition}:{eid}",
                                   str(reason))
+            self._nacked.add((delivery.topic, delivery.group, delivery.partition, eid))
 
     async def _dead_letter(self, topic: str, group: str, p: int, eid: str, reason: str, attempts: int) -> None:
         stream = self._k("s", topic, p)
@@ -440,7 +472,10 @@ class RedisStreamsBroker(Broker):
 
     async def end_offsets(self, topic: str) -> dict[int, int]:
         n = await self.partitions(topic)
-        return {p: int(await self.redis.get(self._k("n", topic, p)) or 0) for p in range(n)}
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for p in range(n):
+                pipe.xlen(self._k("s", topic, p))  # entries are never deleted: length = end offset
+            return dict(enumerate(await pipe.execute()))
 
     async def pending_count(self, topic: str, group: str) -> int:
         n = await self._check_group(topic, group)
@@ -470,7 +505,7 @@ class RedisStreamsBroker(Broker):
         pending = await self.redis.xpending_range(stream, group, min="-", max="+", count=100000)
         if pending:
             await self.redis.xack(stream, group, *[e["message_id"] for e in pending])
-        await self.redis.xgroup_setid(stream, group, f"{offset}-0")
+        await self.redis.xgroup_setid(stream, group, f"0-{offset}")  # the id before offset's entry
 
 
 for _name in ("create_topic", "partitions", "publish", "create_group", "join", "leave", "heartbeat", "assignment",
