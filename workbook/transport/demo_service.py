@@ -7,9 +7,18 @@ Routes (JSON in and out):
   "downstream"}``; an unknown sku is a 404 ``{"error": "not_found", ...}`` (never retried).
   With a ``downstream`` URL the service asks it too, through a ``ServiceClient`` that
   propagates the caller's headers and the remaining deadline (to show propagation).
+* ``POST /orders`` with ``{"sku", "quantity"}``: places an order (201 with ``{"order_id",
+  "sku", "quantity"}``). With an ``Idempotency-Key`` header (IETF draft
+  draft-ietf-httpapi-idempotency-key-header) the key is stored *with* the order, in the same
+  SQLite transaction: a repeat of the key gets the stored response again (header
+  ``Idempotent-Replayed: true``) and places nothing; the same key with a different body is
+  a 422. ``GET /orders`` lists the orders placed (what the idempotency demo counts).
 * ``GET /admin/faults`` / ``POST /admin/faults``: read or change the faults, e.g.
   ``{"error_rate": 0.5, "latency": 0.2, "hang": false, "error_status": 503,
-  "retry_after": null}``; a bad field is a 400 naming it.
+  "retry_after": null, "delayed_replies": 1, "reply_delay": 1.5}``; a bad field is a 400
+  naming it. ``delayed_replies`` = n: the next n orders are committed, then answered only
+  after ``reply_delay`` s (a reply lost in a slow network: the caller times out although
+  the work was done).
 
 A caller's deadline (``DEADLINE_HEADER``) is honoured: a request whose deadline has passed
 by the time its work would start gets a 504 ``deadline_exceeded`` (counted in
@@ -24,7 +33,10 @@ until the server stops (or the client gives up), and ``error_rate`` of the reque
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import random
+import sqlite3
 from dataclasses import asdict, dataclass
 
 from aiohttp import web
@@ -35,8 +47,68 @@ from workbook.resilience.deadline import DEADLINE_HEADER, deadline_from_headers,
 FAULTS = web.AppKey("faults", object)
 COUNTS = web.AppKey("counts", dict)
 STATE = web.AppKey("state", dict)
+ORDERS = web.AppKey("orders", object)
 
 STOCK = {"apple": 12, "pear": 0, "plum": 7, "fig": 3}
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+REPLAYED_HEADER = "Idempotent-Replayed"
+
+
+class OrderStore:
+    """Orders and idempotency keys in one SQLite database (in memory by default).
+
+    ``place(key, body)`` inserts the order and, when a key is given, the key with the
+    response it produced, in ONE transaction: either both exist or neither, so a crash or
+    a concurrent repeat can never leave an order without its key (a duplicate later) or a
+    key without its order (a lost order). Returns ``(status, response, replayed)``.
+    """
+
+    def __init__(self, path: str = ":memory:"):
+        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.db.executescript("""
+            CREATE TABLE IF NOT EXISTS orders (id INTEGER PRIMARY KEY AUTOINCREMENT, sku TEXT NOT NULL,
+                                               quantity INTEGER NOT NULL);
+            CREATE TABLE IF NOT EXISTS idempotency_keys (key TEXT PRIMARY KEY, fingerprint TEXT NOT NULL,
+                                                         status INTEGER NOT NULL, response TEXT NOT NULL);
+        """)
+
+    def place(self, key: str | None, body: dict) -> tuple[int, dict, bool]:
+        fingerprint = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+        with _transaction(self.db):
+            if key is not None:
+                row = self.db.execute("SELECT fingerprint, status, response FROM idempotency_keys WHERE key = ?",
+                                      (key,)).fetchone()
+                if row is not None:
+                    if row[0] != fingerprint:
+                        return 422, {"error": "idempotency_key_reused",
+                                     "message": f"key {key!r} was used for a different request"}, False
+                    return row[1], json.loads(row[2]), True
+            cursor = self.db.execute("INSERT INTO orders (sku, quantity) VALUES (?, ?)",
+                                     (body["sku"], body["quantity"]))
+            response = {"order_id": cursor.lastrowid, "sku": body["sku"], "quantity": body["quantity"]}
+            if key is not None:
+                self.db.execute("INSERT INTO idempotency_keys VALUES (?, ?, ?, ?)",
+                                (key, fingerprint, 201, json.dumps(response)))
+        return 201, response, False
+
+    def orders(self) -> list[dict]:
+        return [{"order_id": i, "sku": s, "quantity": q}
+                for i, s, q in self.db.execute("SELECT id, sku, quantity FROM orders ORDER BY id")]
+
+
+class _transaction:
+    """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on an exception."""
+
+    def __init__(self, db):
+        self.db = db
+
+    def __enter__(self):
+        self.db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type, exc, tb):
+        self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+        return False
 
 
 @dataclass
@@ -46,6 +118,8 @@ class Faults:
     hang: bool = False
     error_status: int = 503
     retry_after: float | None = None
+    delayed_replies: int = 0
+    reply_delay: float = 1.0
 
     def update(self, data) -> None:
         """Apply a partial update; raise ``ValueError`` naming the first bad field (nothing applied)."""
@@ -63,6 +137,9 @@ class Faults:
                     raise ValueError(f"error_status: expected an integer in [400, 599], got {value!r}")
             elif key == "retry_after" and value is None:
                 pass
+            elif key == "delayed_replies":
+                if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                    raise ValueError(f"delayed_replies: expected an integer >= 0, got {value!r}")
             else:
                 if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
                     raise ValueError(f"{key}: expected a number >= 0, got {value!r}")
@@ -83,6 +160,8 @@ def make_demo_app(name: str = "inventory", *, seed: int = 0, downstream: str | N
     app[FAULTS] = faults
     app[COUNTS] = counts
     app[STATE] = state
+    store = OrderStore()
+    app[ORDERS] = store
 
     async def on_shutdown(_app):
         stopping.set()
@@ -140,6 +219,30 @@ def make_demo_app(name: str = "inventory", *, seed: int = 0, downstream: str | N
                                              status=504)
         return web.json_response(body)
 
+    async def place_order(request):
+        try:
+            body = await request.json()
+        except ValueError:
+            return web.json_response({"error": "bad_request", "message": "body: expected JSON"}, status=400)
+        if not isinstance(body, dict) or body.get("sku") not in STOCK:
+            return web.json_response({"error": "bad_request", "message": "sku: expected one of "
+                                      + ", ".join(sorted(STOCK))}, status=400)
+        quantity = body.get("quantity", 1)
+        if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 1:
+            return web.json_response({"error": "bad_request", "message": "quantity: expected an integer >= 1"},
+                                     status=400)
+        counts["orders"] = counts.get("orders", 0) + 1
+        status, response, replayed = store.place(request.headers.get(IDEMPOTENCY_HEADER),
+                                                 {"sku": body["sku"], "quantity": quantity})
+        if faults.delayed_replies > 0:  # committed; now the reply is slow
+            faults.delayed_replies -= 1
+            await asyncio.sleep(faults.reply_delay)
+        headers = {REPLAYED_HEADER: "true"} if replayed else {}
+        return web.json_response(response, status=status, headers=headers)
+
+    async def list_orders(request):
+        return web.json_response(store.orders())
+
     async def get_faults(request):
         return web.json_response(asdict(faults))
 
@@ -155,5 +258,6 @@ def make_demo_app(name: str = "inventory", *, seed: int = 0, downstream: str | N
         return web.json_response(asdict(faults))
 
     app.add_routes([web.get("/health", health), web.get("/stock/{sku}", stock),
+                    web.post("/orders", place_order), web.get("/orders", list_orders),
                     web.get("/admin/faults", get_faults), web.post("/admin/faults", set_faults)])
     return app

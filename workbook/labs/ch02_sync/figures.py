@@ -16,8 +16,11 @@ from __future__ import annotations
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from workbook.resilience.breaker import State
-from workbook.labs.ch02_sync.experiments import BreakerRun, Phase, breaker_timeline
+import math
+from dataclasses import replace
+
+from workbook.labs.ch02_sync.breaker_runs import BROWNOUT, WINDOW_CONFIG, BreakerRun, Phase, Scenario, breaker_timeline
+from workbook.resilience import State
 
 STATE_Y = {"CLOSED": 0, "HALF_OPEN": 1, "OPEN": 2, "FORCED_OPEN": 2, "DISABLED": 0, "METRICS_ONLY": 0}
 STATE_NAMES = ["CLOSED", "HALF_OPEN", "OPEN"]
@@ -37,26 +40,35 @@ def state_steps(run: BreakerRun) -> tuple[list[float], list[int]]:
 
 
 def breaker_figure(runs, *, title: str = "Circuit breaker through a fault") -> go.Figure:
+    """State lines (one per run, drawn slightly apart so that overlapping lines stay visible:
+    the first run is dashed and thick) and per-second outcomes per run; the fault is a
+    labelled band."""
     runs = [runs] if isinstance(runs, BreakerRun) else list(runs)
-    fig = make_subplots(rows=1 + len(runs), cols=1, shared_xaxes=True, vertical_spacing=0.06,
+    fig = make_subplots(rows=1 + len(runs), cols=1, shared_xaxes=True, vertical_spacing=0.07,
                         row_heights=[0.3] + [0.7 / len(runs)] * len(runs),
                         subplot_titles=["breaker state"] + [f"calls per second: {r.label}" for r in runs])
     for i, run in enumerate(runs):
         xs, ys = state_steps(run)
-        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line_shape="hv", name=run.label,
-                                 line=dict(color=RUN_COLORS[i % 3], width=2)), row=1, col=1)
+        offset = 0.08 * (i - (len(runs) - 1) / 2) if len(runs) > 1 else 0.0
+        line = dict(color=RUN_COLORS[i % 3], width=4 if i == 0 and len(runs) > 1 else 2,
+                    dash="dash" if i == 0 and len(runs) > 1 else "solid")
+        fig.add_trace(go.Scatter(x=xs, y=[round(y + offset, 3) for y in ys], mode="lines", line_shape="hv",
+                                 name=run.label, line=line), row=1, col=1)
     for i, run in enumerate(runs):
         per = run.per_second()
         seconds = list(range(len(per["ok"])))
         for outcome in ("ok", "slow", "failed", "rejected"):
             fig.add_trace(go.Bar(x=seconds, y=per[outcome], name=outcome, marker_color=OUTCOME_COLORS[outcome],
                                  legendgroup=outcome, showlegend=i == 0), row=2 + i, col=1)
-    for run in runs[:1]:
-        if run.fault[0] < run.fault[1] <= run.duration:
-            fig.add_vrect(x0=run.fault[0], x1=run.fault[1], fillcolor="red", opacity=0.07, line_width=0)
-    fig.update_layout(barmode="stack", title=title, height=260 + 200 * len(runs), bargap=0.05,
-                      margin=dict(l=60, r=20, t=70, b=40))
-    fig.update_yaxes(tickvals=[0, 1, 2], ticktext=STATE_NAMES, range=[-0.3, 2.3], row=1, col=1)
+    run = runs[0]
+    if run.fault[0] < run.fault[1] <= run.duration:
+        fig.add_vrect(x0=run.fault[0], x1=run.fault[1], fillcolor="red", opacity=0.08, line_width=0, row="all",
+                      col=1)
+        fig.add_annotation(x=(run.fault[0] + run.fault[1]) / 2, y=2.25, xref="x", yref="y", showarrow=False,
+                           text=f"fault: t={run.fault[0]:g}-{run.fault[1]:g} s", font=dict(color="#b22222"))
+    fig.update_layout(barmode="stack", title=title, height=280 + 200 * len(runs), bargap=0.05,
+                      margin=dict(l=60, r=20, t=80, b=40))
+    fig.update_yaxes(tickvals=[0, 1, 2], ticktext=STATE_NAMES, range=[-0.35, 2.45], row=1, col=1)
     fig.update_xaxes(title_text="time (s)", row=1 + len(runs), col=1)
     return fig
 
@@ -70,33 +82,44 @@ def storm_figure(naive, budget) -> go.Figure:
     fig.add_trace(go.Bar(x=["naive", "jitter + budget"], y=[round(naive.amplification, 3),
                                                             round(budget.amplification, 3)],
                          marker_color=["#d62728", "#2ca02c"], showlegend=False), row=1, col=2)
-    fig.update_layout(title="Retry storm across three hops", height=380, legend=dict(orientation="h", y=-0.2))
+    fig.update_layout(title=f"Retry storm: during the outage one client request became {naive.amplification:.1f} "
+                            f"backend requests with naive retries, {budget.amplification:.2f} with a budget",
+                      height=400, legend=dict(orientation="h", y=-0.2))
     fig.update_xaxes(title_text="time (s)", row=1, col=1)
     return fig
 
 
 def timeout_figure(points) -> go.Figure:
-    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    """Two panels, one y axis each: availability, and p99 latency (finite points only; the
+    timeouts whose p99 is infinite are named in the panel title)."""
+    infinite = [p for p in points if math.isinf(p.p99)]
+    note = (" (infinite at " + ", ".join(f"{p.timeout * 1000:g} ms" for p in infinite) + ": not drawn)") \
+        if infinite else ""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=["availability (%)", "p99 latency (ms)" + note])
     xs = [p.timeout for p in points]
-    fig.add_trace(go.Scatter(x=xs, y=[round(100 * p.availability, 3) for p in points], name="availability (%)",
-                             mode="lines+markers"), secondary_y=False)
-    fig.add_trace(go.Scatter(x=xs, y=[None if p.p99 == float("inf") else round(p.p99, 4) for p in points],
-                             name="p99 latency (s)", mode="lines+markers"), secondary_y=True)
-    fig.update_xaxes(type="log", title_text="per-try timeout (s)")
-    fig.update_yaxes(title_text="availability (%)", secondary_y=False)
-    fig.update_yaxes(title_text="p99 (s)", secondary_y=True, type="log")
-    fig.update_layout(title="Availability and p99 latency against the timeout", height=380)
+    fig.add_trace(go.Scatter(x=xs, y=[round(100 * p.availability, 2) for p in points], name="availability (%)",
+                             mode="lines+markers", showlegend=False), row=1, col=1)
+    finite = [p for p in points if not math.isinf(p.p99)]
+    fig.add_trace(go.Scatter(x=[p.timeout for p in finite], y=[round(p.p99 * 1000, 1) for p in finite],
+                             name="p99 (ms)", mode="lines+markers", showlegend=False), row=1, col=2)
+    ticks = [p.timeout for p in points]
+    fig.update_xaxes(type="log", title_text="per-try timeout (s)", tickvals=ticks, ticktext=[f"{t:g}" for t in ticks])
+    fig.update_yaxes(range=[0, 101], row=1, col=1)
+    fig.update_yaxes(rangemode="tozero", row=1, col=2)
+    fig.update_layout(title="Timeouts: availability plateaus from 100 ms while p99 keeps growing with the timeout",
+                      height=380)
     return fig
 
 
 def hedging_figure(runs, quantiles=(0.5, 0.9, 0.95, 0.99, 0.999)) -> go.Figure:
+    """Grouped bars on a linear axis (ms)."""
     fig = go.Figure()
     labels = [f"p{q * 100:g}" for q in quantiles]
     for run in runs:
-        fig.add_trace(go.Bar(x=labels, y=[round(run.q(q) * 1000, 2) for q in quantiles],
-                             name=f"{run.label} (load x{run.load:.3f})"))
-    fig.update_layout(title="Hedged requests: latency quantiles", yaxis_title="latency (ms)", yaxis_type="log",
-                      barmode="group", height=360)
+        fig.add_trace(go.Bar(x=labels, y=[round(run.q(q) * 1000, 1) for q in quantiles],
+                             name=f"{run.label} (x{run.load:.3f} requests)"))
+    fig.update_layout(title="Hedged requests cut the tail (p95 and above) for a few percent more requests",
+                      yaxis_title="latency (ms)", barmode="group", height=380)
     return fig
 
 
@@ -111,11 +134,12 @@ PANEL_DEFAULTS = dict(failure_rate=0.1, slow_rate=0.8, failure_rate_threshold=50
 def panel_run(failure_rate=0.1, slow_rate=0.8, failure_rate_threshold=50.0, slow_call_rate_threshold=50.0,
               window_size=20, wait_duration=5.0, *, seed=0) -> BreakerRun:
     """The simulation behind the panel: healthy, 30 s of the chosen fault from t=20, healthy."""
-    phases = (Phase(0.0), Phase(20.0, failure_rate=failure_rate, slow_rate=slow_rate), Phase(50.0))
-    return breaker_timeline("window", phases=phases, seed=seed, breaker_settings=dict(
-        failure_rate_threshold=failure_rate_threshold, slow_call_rate_threshold=slow_call_rate_threshold,
-        sliding_window_size=int(window_size), minimum_number_of_calls=int(window_size),
-        wait_duration_in_open_state=wait_duration))
+    scenario = Scenario((Phase(0.0), Phase(20.0, failure_rate=failure_rate, slow_rate=slow_rate, fault=True),
+                         Phase(50.0)), duration=BROWNOUT.duration, rate=BROWNOUT.rate)
+    config = replace(WINDOW_CONFIG, failure_rate_threshold=failure_rate_threshold,
+                     slow_call_rate_threshold=slow_call_rate_threshold, sliding_window_size=int(window_size),
+                     minimum_number_of_calls=int(window_size), wait_duration_in_open_state=wait_duration)
+    return breaker_timeline("sliding_window", config=config, scenario=scenario, seed=seed)
 
 
 def breaker_panel_text(run: BreakerRun) -> str:
@@ -151,7 +175,7 @@ def breaker_panel(seed: int = 0, **defaults):
         slider.add_class(f"breaker-panel-{name.replace('_', '-')}")
         sliders[name] = slider
     run = panel_run(seed=seed, **values)
-    figure = go.FigureWidget(breaker_figure(run, title="Window breaker: move a slider"))
+    figure = go.FigureWidget(breaker_figure(run, title="Sliding-window breaker: move a slider"))
     summary = widgets.HTML(value=breaker_panel_text(run))
     summary.add_class("breaker-panel-summary")
     container = widgets.VBox([widgets.HBox([widgets.VBox(list(sliders.values())[:3]),
@@ -161,7 +185,7 @@ def breaker_panel(seed: int = 0, **defaults):
 
     def redraw(_change=None):
         new = panel_run(seed=seed, **{n: s.value for n, s in sliders.items()})
-        fresh = breaker_figure(new, title="Window breaker: move a slider")
+        fresh = breaker_figure(new, title="Sliding-window breaker: move a slider")
         with figure.batch_update():
             for target, source in zip(figure.data, fresh.data):
                 target.x, target.y = source.x, source.y

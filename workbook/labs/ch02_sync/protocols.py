@@ -24,7 +24,7 @@ from workbook.transport.client import ServiceClient
 from workbook.transport.context import RequestContext, context_scope
 from workbook.resilience.deadline import Timeout
 from workbook.transport.demo_service import make_demo_app
-from workbook.labs.ch02_sync.experiments import quantile
+from workbook.core.stats import quantile
 from workbook.transport.grpc_demo import ByteCounter, GrpcInventoryClient, start_grpc_server
 from workbook.resilience.pipeline import Pipeline
 from workbook.resilience.retry import Retry
