@@ -47,3 +47,21 @@ def test_control_panel_redraws_when_a_control_changes():
     assert sum(1 for a in seq.layout.annotations if a.showarrow) == len(single_saga_trace("inventory").trace)
     mode.value = "at-most-once"
     assert "at-most-once: lost" in text.value and "<- chosen" in text.value.split("\n")[0]
+
+
+def test_lag_curves_are_one_per_panel_so_none_hides_another():
+    lags = lag_experiment((1, 4, 8), burst=200, partitions=4)
+    assert lags[1].samples == lags[2].samples  # identical curves: drawn on one axis, one would hide the other
+    fig = viz.lag_figure(lags)
+    assert [t.xaxis for t in fig.data] == ["x", "x2", "x3"]
+    assert [a.text for a in fig.layout.annotations] == [f"{r.consumers} consumer{'s' if r.consumers > 1 else ''}: "
+                                                        f"{r.drain_time:.1f} s" for r in lags]
+    assert "do not drain it faster" in fig.layout.title.text
+
+
+def test_panel_text_gives_the_saga_verdict_on_one_line():
+    from workbook.labs.ch03_async.figures import crash_panel_text
+
+    text = crash_panel_text(messages=100, seed=0)
+    assert text.splitlines()[-1] == ("saga failing at shipping: compensated; PASS: 1 sagas: 0 completed, "
+                                     "1 compensated, 0 unfinished")

@@ -1,16 +1,19 @@
 """Figures and widgets for chapter 3 (asynchronous communication and sagas).
 
-Figure builders take the plain results of ``workbook.messaging`` (experiments, saga
-traces) and return ``plotly.graph_objects.Figure``; ``control_panel`` wires ipywidgets
-to them. Nothing here computes a result the notebook does not also print.
+Figure builders take the plain results of the lab's experiments and saga traces and
+return ``plotly.graph_objects.Figure``, whose title states the figure's point;
+``control_panel`` wires ipywidgets to them. Nothing here computes a result the notebook does not also print.
 """
 
 from __future__ import annotations
 
 import plotly.graph_objects as go
 
+from plotly.subplots import make_subplots
+
+from workbook.labs.ch03_async.delivery import CrashResult, compare_modes
+from workbook.labs.ch03_async.ordering import LagResult, OrderingResult
 from workbook.messaging.consumer import DeliveryMode
-from workbook.labs.ch03_async.experiments import CrashResult, LagResult, OrderingResult, compare_modes
 from workbook.sagas.order_flow import STEPS, single_saga_trace
 
 MODE_COLOURS = {"at-most-once": "#d62728", "at-least-once": "#ff7f0e", "effectively-once": "#2ca02c"}
@@ -27,7 +30,9 @@ def delivery_bars(results: list[CrashResult], title: str | None = None) -> go.Fi
     ])
     r0 = results[0]
     fig.update_layout(barmode="group", height=340, margin=dict(t=50, b=40, l=50, r=20),
-                      title=title or f"{r0.messages} messages, {r0.consumers} consumers, crash rate {r0.crash_rate:g}",
+                      title=title or (f"Ack first loses, ack last duplicates, the idempotent consumer neither "
+                                      f"({r0.messages} messages, {r0.consumers} consumers, crash rate "
+                                      f"{r0.crash_rate:g})"),
                       yaxis_title="messages")
     return fig
 
@@ -37,19 +42,27 @@ def ordering_bars(results: list[OrderingResult]) -> go.Figure:
     fig = go.Figure(go.Bar(x=labels, y=[r.violations for r in results], text=[r.violations for r in results],
                            textposition="outside", marker_color=["#2ca02c" if r.keyed else "#d62728" for r in results]))
     fig.update_layout(height=300, margin=dict(t=50, b=40, l=50, r=20), yaxis_title="order violations",
-                      title="Messages handled after a later message of the same key")
+                      title="Keyed partitions keep each order's messages in order; round-robin does not")
     return fig
 
 
 def lag_figure(results: list[LagResult]) -> go.Figure:
-    fig = go.Figure()
-    for r in results:
-        fig.add_trace(go.Scatter(x=[t for t, _ in r.samples], y=[lag for _, lag in r.samples], mode="lines",
-                                 name=f"{r.consumers} consumer(s)"))
+    """Lag over time, one panel per consumer count (same axes), so no curve hides another:
+    the curves for 8 and 16 consumers are identical, which is the point."""
     p = results[0]
-    fig.update_layout(height=340, margin=dict(t=50, b=40, l=50, r=20), xaxis_title="virtual time (s)",
-                      yaxis_title="consumer lag (messages)",
-                      title=f"Burst of {p.burst} messages, {p.partitions} partitions: lag by number of consumers")
+    fig = make_subplots(rows=1, cols=len(results), shared_yaxes=True, horizontal_spacing=0.02,
+                        subplot_titles=[f"{r.consumers} consumer{'s' if r.consumers > 1 else ''}: "
+                                        f"{r.drain_time:.1f} s" for r in results])
+    longest = max(r.drain_time for r in results)
+    for i, r in enumerate(results, start=1):
+        fig.add_trace(go.Scatter(x=[t for t, _ in r.samples], y=[lag for _, lag in r.samples], mode="lines+markers",
+                                 marker=dict(size=3), name=f"{r.consumers} consumer(s)", showlegend=False), 1, i)
+        fig.update_xaxes(range=[0, longest * 1.05], title_text="s" if i > 1 else "virtual time (s)", row=1, col=i)
+    fig.update_yaxes(title_text="consumer lag (messages)", row=1, col=1)
+    fig.update_annotations(font_size=11)
+    fig.update_layout(height=320, margin=dict(t=80, b=40, l=60, r=20),
+                      title=f"Burst of {p.burst} messages into {p.partitions} partitions: consumers beyond "
+                            f"{p.partitions} do not drain it faster (time to drain above each panel)")
     return fig
 
 
@@ -105,8 +118,12 @@ def crash_panel_text(mode="at-least-once", consumers=3, crash_rate=0.05, fail_st
     results, chosen, saga = panel_results(mode, consumers, crash_rate, fail_step, messages=messages, seed=seed)
     lines = [f"{r.mode:>16}: lost {r.lost:4d}, duplicated {r.duplicated:4d}, crashes {r.crashes:3d}"
              + ("   <- chosen" if r is chosen else "") for r in results]
-    lines.append(f"saga failing at {fail_step}: {saga.statuses['order-000']}; {saga.verdict}")
+    lines.append(f"saga failing at {fail_step}: {saga.statuses['order-000']}; {_verdict_line(saga.verdict)}")
     return "\n".join(lines)
+
+
+def _verdict_line(verdict) -> str:
+    return f"{'PASS' if verdict else 'FAIL'}: {verdict.subject}"
 
 
 def control_panel(*, messages: int = 500, seed: int = 0):
@@ -136,7 +153,7 @@ def control_panel(*, messages: int = 500, seed: int = 0):
         replace(seq, saga_diagram(step.value, seed))
         lines = [f"{r.mode:>16}: lost {r.lost:4d}, duplicated {r.duplicated:4d}, crashes {r.crashes:3d}"
                  + ("   <- chosen" if r is chosen else "") for r in results]
-        lines.append(f"saga failing at {step.value}: {saga.statuses['order-000']}; {saga.verdict}")
+        lines.append(f"saga failing at {step.value}: {saga.statuses['order-000']}; {_verdict_line(saga.verdict)}")
         text.value = "<pre>" + "\n".join(lines) + "</pre>"
 
     for control in (mode, consumers, crash, step):
