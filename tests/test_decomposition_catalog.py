@@ -5,7 +5,7 @@ import pytest
 from workbook.core.errors import ConfigError
 from workbook.decomposition import Catalog, catalog_from_records, load_catalog
 
-SEED_NAMES = ("user_management", "order_processing", "product_catalog", "payment_processing",
+ARTICLE_NAMES = ("user_management", "order_processing", "product_catalog", "payment_processing",
               "notification_service")
 
 
@@ -16,9 +16,9 @@ def record(name, **fields):
     return base
 
 
-def test_seed_catalogue_has_the_seeds_five_capabilities_in_order():
-    cat = load_catalog("seed_five")
-    assert cat.names == SEED_NAMES
+def test_article_catalogue_has_the_articles_five_capabilities_in_order():
+    cat = load_catalog("article_five")
+    assert cat.names == ARTICLE_NAMES
     order = cat["order_processing"]
     assert order.dependencies == ("user_management", "product_catalog", "payment_processing")
     assert order.entities == ("Order", "OrderItem", "OrderStatus")
@@ -41,7 +41,7 @@ def test_ecommerce_catalogue_is_large_and_shares_entities():
 
 def test_load_by_path_equals_load_by_name(tmp_path):
     from workbook.decomposition import DATA_DIR
-    assert load_catalog(DATA_DIR / "seed_five.yaml") == load_catalog("seed_five")
+    assert load_catalog(DATA_DIR / "article_five.yaml") == load_catalog("article_five")
 
 
 def test_unknown_catalogue_name_lists_the_bundled_ones():
@@ -120,15 +120,15 @@ def test_unknown_top_level_key_is_refused(tmp_path):
 
 
 def test_without_refuses_to_orphan_a_dependency():
-    cat = load_catalog("seed_five")
+    cat = load_catalog("article_five")
     smaller = cat.without("notification_service")
-    assert smaller.names == SEED_NAMES[:4]
+    assert smaller.names == ARTICLE_NAMES[:4]
     with pytest.raises(ConfigError, match="order_processing.*dependencies.*user_management"):
         cat.without("user_management")
 
 
 def test_with_changes_is_validated():
-    cat = load_catalog("seed_five")
+    cat = load_catalog("article_five")
     changed = cat.with_changes("notification_service", team="user_team")
     assert changed["notification_service"].team == "user_team"
     assert cat["notification_service"].team == "platform_team"
@@ -137,9 +137,9 @@ def test_with_changes_is_validated():
 
 
 def test_reordered_keeps_the_capabilities():
-    cat = load_catalog("seed_five")
+    cat = load_catalog("article_five")
     rev = cat.reversed()
-    assert rev.names == tuple(reversed(SEED_NAMES))
+    assert rev.names == tuple(reversed(ARTICLE_NAMES))
     assert isinstance(rev, Catalog) and set(rev.capabilities) == set(cat.capabilities)
     with pytest.raises(ConfigError):
-        cat.reordered(SEED_NAMES[:4])
+        cat.reordered(ARTICLE_NAMES[:4])

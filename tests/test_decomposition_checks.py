@@ -7,7 +7,7 @@ import pytest
 from workbook.core.errors import ParameterError
 from workbook.decomposition import (CouplingModel, Grouping, SizeRule, build_report, catalog_from_records,
                                     coupling_matrix, format_report, grouping_metrics, load_catalog,
-                                    ownership_conflicts, seed_greedy_grouping, service_cycles,
+                                    ownership_conflicts, article_greedy_grouping, service_cycles,
                                     service_dependency_graph, size_violations)
 
 
@@ -103,14 +103,14 @@ def test_size_rule():
         SizeRule(min_complexity=20, max_complexity=10)
 
 
-def test_report_is_json_and_honest_about_the_seeds_score():
-    cat = load_catalog("seed_five")
+def test_report_is_json_and_honest_about_the_articles_score():
+    cat = load_catalog("article_five")
     m = coupling_matrix(cat)
-    g = seed_greedy_grouping(cat, m)
+    g = article_greedy_grouping(cat, m)
     report = build_report(cat, m, g)
     text = json.dumps(report)
     assert "coupling_score" not in text
-    # the seed's "coupling_score" of user-management-service was (3 + 4) / 2: mean complexity
+    # the article's "coupling_score" of its first service (user management + product catalog) was (3 + 4) / 2: mean complexity
     assert report["services"][0]["mean_complexity"] == 3.5
     assert report["summary"]["cross_service_dependencies"] == 5
     assert report["checks"]["ownership_conflicts"] == [] and report["checks"]["cycles"] == []
@@ -120,10 +120,10 @@ def test_report_is_json_and_honest_about_the_seeds_score():
     assert "cross-service dependencies 5/5" in printed
 
 
-def test_report_flags_everything_on_the_seeds_grouping_of_the_shop():
+def test_report_flags_everything_on_the_articles_grouping_of_the_shop():
     cat = load_catalog("ecommerce")
     m = coupling_matrix(cat)
-    report = build_report(cat, m, seed_greedy_grouping(cat, m))
+    report = build_report(cat, m, article_greedy_grouping(cat, m))
     checks = report["checks"]
     assert checks["ownership_conflicts"] and checks["cycles"] and checks["size_violations"]
     assert not checks["ok"]

@@ -1,4 +1,4 @@
-"""The coupling formula against hand-computed values, and the seed's numbers exactly."""
+"""The coupling formula against hand-computed values, and the article's numbers exactly."""
 
 import pytest
 
@@ -62,12 +62,12 @@ def test_configurable_weights_and_team_values(trio):
     assert weaker_dependency.pair(trio["a"], trio["c"]) == pytest.approx(0.4 * 0.5 + 0.2 * 0.8)
 
 
-def test_seed_five_matrix_is_the_seeds_to_the_last_bit():
-    cat = load_catalog("seed_five")
+def test_article_five_matrix_is_the_articles_to_the_last_bit():
+    cat = load_catalog("article_five")
     m = coupling_matrix(cat)
     # No entity or operation is shared and all teams differ, so a pair is either
     # "dependent" (0*0.4 + 0.8*0.4 + 0.8*0.2) or "independent" (0*0.4 + 0*0.4 + 0.8*0.2),
-    # summed in the seed's order. The seed's own script printed these same floats.
+    # summed in the article's order. The article's own script printed these same floats.
     dependent = 0.0 * 0.4 + 0.8 * 0.4 + 0.8 * 0.2
     independent = 0.0 * 0.4 + 0.0 * 0.4 + 0.8 * 0.2
     assert repr(dependent) == "0.4800000000000001" and repr(independent) == "0.16000000000000003"
@@ -78,7 +78,7 @@ def test_seed_five_matrix_is_the_seeds_to_the_last_bit():
                                                ("order_processing", "payment_processing")]}
     for a, b, value in m.pairs():
         assert value == (dependent if frozenset((a, b)) in dependent_pairs else independent), (a, b)
-    # the seed's "average coupling": mean over ordered pairs, printed by the seed as 0.32
+    # the article's "average coupling": mean over ordered pairs, printed by the article as 0.32
     assert m.mean_off_diagonal() == pytest.approx((5 * 0.48 + 5 * 0.16) / 10)
     assert f"{m.mean_off_diagonal():.2f}" == "0.32"
     assert m.as_dict()["order_processing"]["payment_processing"] == dependent

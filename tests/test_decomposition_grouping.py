@@ -1,4 +1,4 @@
-"""Groupings: the seed's greedy rule as written, the order-free threshold rule, clustering."""
+"""Groupings: the article's greedy rule as written, the order-free threshold rule, clustering."""
 
 import os
 import subprocess
@@ -9,7 +9,7 @@ import pytest
 
 from workbook.core.errors import ParameterError
 from workbook.decomposition import (CouplingModel, Grouping, catalog_from_records, cluster, coupling_matrix,
-                                    load_catalog, seed_greedy_grouping, threshold_components)
+                                    load_catalog, article_greedy_grouping, threshold_components)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -21,22 +21,23 @@ def cap(name, entities, deps=(), team="t", ops=None):
 
 @pytest.fixture
 def seed5():
-    return load_catalog("seed_five")
+    return load_catalog("article_five")
 
 
-def test_seed_greedy_reproduces_the_seeds_boundaries(seed5):
-    g = seed_greedy_grouping(seed5, coupling_matrix(seed5), 0.3)
-    # what the seed's script prints: user management with product catalog, order
+def test_article_greedy_reproduces_the_articles_boundaries(seed5):
+    g = article_greedy_grouping(seed5, coupling_matrix(seed5), 0.3)
+    # what the article's script prints: user management with product catalog, order
     # processing with notification, payment alone
     assert g.services == (("user_management", "product_catalog"),
                           ("order_processing", "notification_service"),
                           ("payment_processing",))
-    assert g.names[0] == "user-management-service"
+    # named after each service's core capability (most ties, then complexity), not its first member
+    assert g.names == ("product-catalog-service", "order-processing-service", "payment-processing-service")
 
 
-def test_seed_greedy_merges_the_least_coupled(seed5):
+def test_article_greedy_merges_the_least_coupled(seed5):
     m = coupling_matrix(seed5)
-    g = seed_greedy_grouping(seed5, m, 0.3)
+    g = article_greedy_grouping(seed5, m, 0.3)
     for members in g.services:
         for other in members[1:]:
             assert m(members[0], other) <= 0.3
@@ -45,10 +46,10 @@ def test_seed_greedy_merges_the_least_coupled(seed5):
     assert all(service_of[c.name] != service_of[d] for c in seed5 for d in c.dependencies)
 
 
-def test_seed_greedy_depends_on_input_order(seed5):
-    forward = seed_greedy_grouping(seed5, coupling_matrix(seed5), 0.3)
+def test_article_greedy_depends_on_input_order(seed5):
+    forward = article_greedy_grouping(seed5, coupling_matrix(seed5), 0.3)
     rev = seed5.reversed()
-    backward = seed_greedy_grouping(rev, coupling_matrix(rev), 0.3)
+    backward = article_greedy_grouping(rev, coupling_matrix(rev), 0.3)
     assert not forward.same_partition(Grouping.of(seed5, backward.services))
     assert Grouping.of(seed5, backward.services).services == (
         ("user_management",), ("order_processing", "product_catalog", "payment_processing", "notification_service"))
@@ -108,7 +109,7 @@ def test_clustering_argument_errors():
     with pytest.raises(ParameterError, match="resolution"):
         cluster(cat, m, "louvain", resolution=0)
     with pytest.raises(ParameterError, match="threshold"):
-        seed_greedy_grouping(cat, m, 1.5)
+        article_greedy_grouping(cat, m, 1.5)
 
 
 def test_grouping_of_refuses_bad_partitions():

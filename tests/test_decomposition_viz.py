@@ -63,6 +63,6 @@ def test_panel_redraws_on_change_and_reports_bad_weights():
     assert "sum to 1.4" in panel.status.value and panel.result is before
     panel.w_team.value = 0.5
     assert panel.error is None
-    panel.set(method="seed_greedy", threshold=0.3, w_data=0.4, w_functional=0.4, w_team=0.2,
+    panel.set(method="article_greedy", threshold=0.3, w_data=0.4, w_functional=0.4, w_team=0.2,
               team_rule=list(TEAM_RULES)[0])
-    assert panel.result.grouping == decompose(shop, method="seed_greedy").grouping
+    assert panel.result.grouping == decompose(shop, method="article_greedy").grouping

@@ -14,7 +14,8 @@ from workbook.decomposition.checks import (SizeRule, ownership_conflicts, servic
                                            size_violations)
 from workbook.decomposition.clustering import ALGORITHMS, cluster, coupling_graph
 from workbook.decomposition.coupling import CouplingMatrix, CouplingModel, CouplingWeights, coupling_matrix, jaccard
-from workbook.decomposition.grouping import Grouping, seed_greedy_grouping, service_name, threshold_components
+from workbook.decomposition.grouping import (Grouping, article_greedy_grouping, core_capability, service_label,
+                                             threshold_components)
 from workbook.decomposition.metrics import GroupingMetrics, grouping_metrics
 from workbook.decomposition.pipeline import METHODS, Decomposition, decompose, group
 from workbook.decomposition.report import build_report, format_report
@@ -22,8 +23,8 @@ from workbook.decomposition.report import build_report, format_report
 __all__ = [
     "ALGORITHMS", "DATA_DIR", "METHODS", "Capability", "Catalog", "CouplingMatrix", "CouplingModel",
     "CouplingWeights", "Decomposition", "Grouping", "GroupingMetrics", "SizeRule",
-    "build_report", "catalog_from_records", "cluster", "coupling_graph", "coupling_matrix",
-    "decompose", "format_report", "group", "grouping_metrics", "jaccard", "load_catalog", "ownership_conflicts",
-    "seed_greedy_grouping", "service_cycles", "service_dependency_graph", "service_name", "size_violations",
-    "threshold_components",
+    "article_greedy_grouping", "build_report", "catalog_from_records", "cluster", "core_capability",
+    "coupling_graph", "coupling_matrix", "decompose", "format_report", "group", "grouping_metrics", "jaccard",
+    "load_catalog", "ownership_conflicts", "service_cycles", "service_dependency_graph", "service_label",
+    "size_violations", "threshold_components",
 ]

@@ -15,7 +15,7 @@ FIELDS = ("name", "description", "entities", "operations", "dependencies", "team
 
 @dataclass(frozen=True)
 class Capability:
-    """One business capability (the seed's ``BusinessCapability``, with shorter names).
+    """One business capability (the source article's ``BusinessCapability``, with shorter names).
 
     ``entities`` are the data it reads and writes, ``operations`` what it offers,
     ``dependencies`` the names of the capabilities it calls synchronously, ``team`` the

@@ -33,17 +33,18 @@ from workbook.core.resources import data_path
 from workbook.decomposition.capability import FIELDS, Capability
 
 DATA_DIR = data_path("decomposition")
-"""Where the bundled catalogues live (``seed_five.yaml``, ``ecommerce.yaml``)."""
+"""Where the bundled catalogues live (``article_five.yaml``, ``ecommerce.yaml``)."""
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _TOP_FIELDS = ("catalogue", "description", "capabilities")
+_RENAMED = {"seed_five": "article_five"}  # old bundled names still load (the article was called "the seed")
 
 
 @dataclass(frozen=True)
 class Catalog:
     """An ordered, validated set of capabilities.
 
-    Order is the order of the file: it matters to the seed's greedy grouping (which is
+    Order is the order of the file: it matters to the article's greedy grouping (which is
     order-dependent, a defect this chapter shows) and to nothing else here.
     """
 
@@ -125,6 +126,7 @@ _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
 
 def load_catalog(path_or_name: str | Path) -> Catalog:
     """Load a catalogue from a YAML file, or a bundled one by name (``"ecommerce"``)."""
+    path_or_name = _RENAMED.get(str(path_or_name), path_or_name)
     path = Path(path_or_name)
     if not path.suffix and not path.exists():
         path = DATA_DIR / f"{path_or_name}.yaml"

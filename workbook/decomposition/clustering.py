@@ -9,7 +9,20 @@ strongly coupled capabilities in the same service and cuts where coupling is wea
   graph (nodes inserted in catalogue order) -> same partition.
 * ``greedy_modularity``: Clauset-Newman-Moore agglomeration; deterministic, no seed.
 
-``resolution`` > 1 favours more, smaller services; < 1 fewer, larger ones.
+Terms:
+
+* **modularity** Q of a partition of a weighted graph: the fraction of the total edge
+  weight that falls inside groups, minus the fraction expected inside them if the same
+  nodes kept their weighted degrees but edges were placed at random (Newman and Girvan
+  2004; Newman 2006). Q = 0 is "no better than chance"; higher means the groups hold more
+  of the coupling than chance would.
+* **Louvain** (Blondel, Guillaume, Lambiotte and Lefebvre 2008) maximises Q greedily: move
+  each node to the neighbouring group that raises Q most, repeat until no move helps, then
+  aggregate each group into one node and start again on the smaller graph. Its moves
+  visit nodes in random order, hence the seed.
+* **resolution** gamma scales the "expected by chance" term: Q_gamma = inside fraction -
+  gamma * expected fraction. gamma > 1 penalises large groups, so it yields more, smaller
+  services; gamma < 1 fewer, larger ones; gamma = 1 is plain modularity.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Pairwise coupling between capabilities: the seed's formula, with the weights exposed.
+"""Pairwise coupling between capabilities: the source article's formula, with the weights exposed.
 
 coupling(a, b) = w_data * data(a, b) + w_functional * functional(a, b) + w_team * team(a, b)
 
@@ -7,14 +7,16 @@ coupling(a, b) = w_data * data(a, b) + w_functional * functional(a, b) + w_team 
   the Jaccard index of the two operation sets.
 * team: ``same_team`` (0.2) when one team owns both, ``different_team`` (0.8) otherwise.
 
-The defaults are the seed's (0.4, 0.4, 0.2; 0.8; 0.2 / 0.8) and the sum is evaluated in
-the seed's order, so the floats are bit-for-bit the seed's (0.4800000000000001 ...). The
-seed's team term scores two *different* teams as more coupled than one team, which pulls
-capabilities of different teams together: the opposite of Conway's law. It is kept as
-the default because this chapter reproduces the seed; ``CouplingModel(same_team=0.8,
-different_team=0.2)`` is the Conway-aligned reading. Invariants: the result is symmetric,
-within [0, 1] when the weights sum to 1 and every term lies in [0, 1], and 0.0 on the
-diagonal (the seed's convention).
+The defaults are the article's (0.4, 0.4, 0.2; 0.8; 0.2 / 0.8) and the sum is evaluated
+in the article's order, so the floats are bit-for-bit the article's (0.4800000000000001
+...). The article's team term scores two *different* teams as more coupled than one team,
+which pulls capabilities of different teams into one service. Conway's law is descriptive
+(an organisation produces designs that copy its communication structure); choosing
+service boundaries to match the teams you want is the *inverse Conway manoeuvre*, and
+``CouplingModel(same_team=0.8, different_team=0.2)`` encodes it: what one team owns
+couples more. The article's values stay the default because this chapter reproduces the
+article. Invariants: the result is symmetric, within [0, 1] when the weights sum to 1 and
+every term lies in [0, 1], and 0.0 on the diagonal (the article's convention).
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ class CouplingWeights:
 
 @dataclass(frozen=True)
 class CouplingModel:
-    """The coupling formula's parameters (defaults: the seed's)."""
+    """The coupling formula's parameters (defaults: the article's)."""
 
     weights: CouplingWeights = field(default_factory=CouplingWeights)
     dependency_coupling: float = 0.8
@@ -121,7 +123,7 @@ class CouplingMatrix:
         return self.values[self.names.index(a)][self.names.index(b)]
 
     def as_dict(self) -> dict[str, dict[str, float]]:
-        """The seed's shape: ``{a: {b: coupling}}``."""
+        """The article's shape: ``{a: {b: coupling}}``."""
         return {a: dict(zip(self.names, row)) for a, row in zip(self.names, self.values)}
 
     def pairs(self):
@@ -131,7 +133,7 @@ class CouplingMatrix:
                 yield a, self.names[j], self.values[i][j]
 
     def mean_off_diagonal(self) -> float:
-        """The seed's "average coupling": mean over ordered pairs a != b."""
+        """The article's "average coupling": mean over ordered pairs a != b."""
         n = len(self.names)
         if n < 2:
             return 0.0
@@ -153,7 +155,7 @@ class CouplingMatrix:
 
 
 def coupling_matrix(catalog: Catalog, model: CouplingModel | None = None) -> CouplingMatrix:
-    """The coupling of every pair of ``catalog`` under ``model`` (default: the seed's)."""
+    """The coupling of every pair of ``catalog`` under ``model`` (default: the article's)."""
     model = model or CouplingModel()
     caps = catalog.capabilities
     values = tuple(tuple(model.pair(a, b) for b in caps) for a in caps)

@@ -2,15 +2,18 @@
 
 ``Grouping`` is canonical: members of a service are in catalogue order and services are
 ordered by their first member, so two equal partitions compare equal however they were
-found. A service is named after its first capability, the way the seed names them
-(``user_management`` -> ``user-management-service``).
+found. A service is named after its *core* capability (``service_label``): the member most
+tied to the others in the service (dependencies between them and entities they share),
+ties going to the more complex one. The source article named a service after whichever
+capability came first in its list, so the same service changed name with the input order
+and a mixed bag was named after an arbitrary member.
 
 Two threshold groupers:
 
-* ``seed_greedy_grouping``: the seed's algorithm, kept as written. Walking the catalogue
-  in order, each unassigned capability opens a service and pulls in every later
-  unassigned capability whose coupling with it is *at most* the threshold: it merges the
-  pairs that are least related. Its answer also depends on the input order.
+* ``article_greedy_grouping``: the source article's algorithm, kept as written. Walking
+  the catalogue in order, each unassigned capability opens a service and pulls in every
+  later unassigned capability whose coupling with it is *at most* the threshold: it
+  merges the pairs that are least related. Its answer also depends on the input order.
 * ``threshold_components``: what a threshold rule should do. Link every pair whose
   coupling is *at least* the threshold; services are the connected components. The
   answer depends only on the matrix, not on the order.
@@ -19,7 +22,7 @@ Two threshold groupers:
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from workbook.core.errors import ParameterError
 from workbook.core.params import check_number
@@ -27,17 +30,38 @@ from workbook.decomposition.catalog import Catalog
 from workbook.decomposition.coupling import CouplingMatrix
 
 
-def service_name(first_capability: str) -> str:
-    """The seed's naming rule: ``order_processing`` -> ``order-processing-service``."""
-    return f"{first_capability.replace('_', '-')}-service"
+def core_capability(catalog: Catalog, members: Sequence[str]) -> str:
+    """The member with the most ties to the other members (dependencies either way, shared
+    entities), then the highest complexity, then the alphabetically first name (so the
+    choice does not depend on the order of the catalogue)."""
+    group = set(members)
+
+    def ties(name: str) -> int:
+        cap = catalog[name]
+        calls = sum(1 for d in cap.dependencies if d in group)
+        called = sum(1 for o in members if o != name and name in catalog[o].dependencies)
+        shared = sum(len(set(cap.entities) & set(catalog[o].entities)) for o in members if o != name)
+        return calls + called + shared
+
+    return min(members, key=lambda n: (-ties(n), -catalog[n].complexity, n))
+
+
+def service_label(catalog: Catalog, members: Sequence[str]) -> str:
+    """A service's name from its core capability: ``order_management`` -> ``order-management-service``."""
+    return f"{core_capability(catalog, members).replace('_', '-')}-service"
 
 
 @dataclass(frozen=True)
 class Grouping:
-    """A partition of a catalogue's capability names into services, canonically ordered."""
+    """A partition of a catalogue's capability names into services, canonically ordered.
+
+    ``labels`` are the service names (``service_label``), computed by ``Grouping.of``; they
+    do not take part in equality, which is about the partition.
+    """
 
     services: tuple[tuple[str, ...], ...]
     method: str = "manual"
+    labels: tuple[str, ...] = field(default=(), compare=False)
 
     @classmethod
     def of(cls, catalog: Catalog, groups: Iterable[Iterable[str]], method: str = "manual") -> Grouping:
@@ -61,11 +85,13 @@ class Grouping:
         if missing:
             raise ParameterError("groups", missing, "every capability of the catalogue in some group")
         services.sort(key=lambda s: order[s[0]])
-        return cls(tuple(services), method)
+        return cls(tuple(services), method, tuple(service_label(catalog, s) for s in services))
 
     @property
     def names(self) -> tuple[str, ...]:
-        return tuple(service_name(s[0]) for s in self.services)
+        if len(self.labels) == len(self.services):
+            return self.labels
+        return tuple(f"service-{k + 1}" for k in range(len(self.services)))
 
     def service_of(self) -> dict[str, str]:
         """Capability name -> service name."""
@@ -81,8 +107,8 @@ class Grouping:
         return self.services == other.services
 
 
-def seed_greedy_grouping(catalog: Catalog, matrix: CouplingMatrix, threshold: float = 0.3) -> Grouping:
-    """The seed's ``suggest_service_boundaries``, faithfully: merges pairs with coupling <= threshold."""
+def article_greedy_grouping(catalog: Catalog, matrix: CouplingMatrix, threshold: float = 0.3) -> Grouping:
+    """The article's ``suggest_service_boundaries``, faithfully: merges pairs with coupling <= threshold."""
     threshold = check_number("threshold", threshold, minimum=0.0, maximum=1.0)
     _check_matrix(catalog, matrix)
     processed: set[str] = set()
@@ -97,7 +123,7 @@ def seed_greedy_grouping(catalog: Catalog, matrix: CouplingMatrix, threshold: fl
                 group.append(other)
                 processed.add(other)
         groups.append(group)
-    return Grouping.of(catalog, groups, method=f"seed greedy (coupling <= {threshold:g})")
+    return Grouping.of(catalog, groups, method=f"article's greedy (coupling <= {threshold:g})")
 
 
 def threshold_components(catalog: Catalog, matrix: CouplingMatrix, threshold: float = 0.3) -> Grouping:

@@ -10,7 +10,7 @@
 * ``cross_service_dependencies``: how many capability dependencies cross a service
   boundary, i.e. become network calls.
 
-The seed's ``coupling_score`` of a service is the mean *complexity* of its capabilities;
+The article's ``coupling_score`` of a service is the mean *complexity* of its capabilities;
 it is reported here as ``mean_complexity`` and never as a coupling figure.
 """
 

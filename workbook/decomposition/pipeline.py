@@ -13,11 +13,11 @@ from workbook.decomposition.catalog import Catalog
 from workbook.decomposition.checks import SizeRule
 from workbook.decomposition.clustering import ALGORITHMS, cluster
 from workbook.decomposition.coupling import CouplingMatrix, CouplingModel, coupling_matrix
-from workbook.decomposition.grouping import Grouping, seed_greedy_grouping, threshold_components
+from workbook.decomposition.grouping import Grouping, article_greedy_grouping, threshold_components
 from workbook.decomposition.metrics import GroupingMetrics, grouping_metrics
 from workbook.decomposition.report import build_report
 
-METHODS = ("seed_greedy", "threshold_components") + ALGORITHMS
+METHODS = ("article_greedy", "threshold_components") + ALGORITHMS
 
 
 @dataclass(frozen=True)
@@ -33,8 +33,8 @@ class Decomposition:
 def group(catalog: Catalog, matrix: CouplingMatrix, method: str = "louvain", *, threshold: float = 0.3,
           seed: int = 0, resolution: float = 1.0) -> Grouping:
     check_choice("method", method, METHODS)
-    if method == "seed_greedy":
-        return seed_greedy_grouping(catalog, matrix, threshold)
+    if method == "article_greedy":
+        return article_greedy_grouping(catalog, matrix, threshold)
     if method == "threshold_components":
         return threshold_components(catalog, matrix, threshold)
     return cluster(catalog, matrix, method, seed=seed, resolution=resolution)

@@ -1,6 +1,6 @@
 """The decomposition report: a JSON-serialisable dict and its readable text form.
 
-Unlike the seed's report, the per-service ``coupling_score`` is gone: what the seed
+Unlike the article's report, the per-service ``coupling_score`` is gone: what the article
 computed there was the mean complexity, and it is reported under that name. Coupling
 figures come from ``metrics`` (cohesion, cross coupling, modularity) and the checks
 (ownership conflicts, cycles, size) come with the rule that produced them.
@@ -45,7 +45,7 @@ def build_report(catalog: Catalog, matrix: CouplingMatrix, grouping: Grouping, m
         "method": grouping.method,
         "model": model.as_dict(),
         "summary": {"capabilities": len(catalog), **metrics.as_dict(),
-                    "seed_average_coupling": matrix.mean_off_diagonal()},
+                    "article_average_coupling": matrix.mean_off_diagonal()},
         "services": services,
         "checks": {
             "ownership_conflicts": conflicts,

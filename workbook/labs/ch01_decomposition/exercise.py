@@ -7,12 +7,14 @@ modularity of at least ``min_modularity`` measured on a fixed *reference* coupli
 The reference is ``REFERENCE_MODEL`` (data 0.5, functional 0.5, team 0): the structural
 coupling (shared data, calls, shared operations), on which the learner's own weights have
 no say, so the target cannot be met by re-weighting the yardstick. The team term is left
-out of the yardstick on purpose: with the seed's team values nearly every pair gets the
+out of the yardstick on purpose: with the article's team values nearly every pair gets the
 same 0.16 background, which pushes the modularity of every partition towards zero and
 makes the figure meaningless.
 
-``check_grouping`` returns a ``Verdict``; ``str(verdict)`` is a readable verdict listing
-every target with PASS/FAIL and the numbers behind it.
+``check_grouping`` returns the workbook's ``Verdict`` (``workbook.core.verdict``):
+``print(verdict)`` lists every target with PASS/FAIL and the numbers behind it, and
+``bool(verdict)`` is whether the grouping passed. The naive groupings (the article's
+greedy rule, everything in one service, one service per capability) all fail it.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from workbook.core.params import check_number
+from workbook.core.verdict import Verdict
 from workbook.decomposition.catalog import Catalog
 from workbook.decomposition.checks import SizeRule, ownership_conflicts, service_cycles, size_violations
 from workbook.decomposition.coupling import CouplingModel, coupling_matrix
@@ -45,31 +48,16 @@ class Target:
                 f"(weights data {w.data:g}, functional {w.functional:g}, team {w.team:g})")
 
 
-@dataclass(frozen=True)
-class Verdict:
-    passed: bool
-    results: tuple[tuple[str, bool, str], ...]
-    method: str
-
-    @property
-    def reasons(self) -> list[str]:
-        """The failed targets, each with its explanation (empty when the answer passes)."""
-        return [f"{name}: {detail}" for name, ok, detail in self.results if not ok]
-
-    def as_dict(self) -> dict:
-        return {"passed": self.passed, "method": self.method,
-                "results": [{"target": n, "ok": ok, "detail": d} for n, ok, d in self.results]}
-
-    def __str__(self) -> str:
-        head = "ACCEPTED" if self.passed else "REJECTED"
-        lines = [f"{head}: {self.method}"]
-        lines += [f"  [{'PASS' if ok else 'FAIL'}] {name}: {detail}" for name, ok, detail in self.results]
-        return "\n".join(lines)
-
-
-def check_grouping(catalog: Catalog, grouping: Grouping, target: Target | None = None) -> Verdict:
+def check_grouping(catalog: Catalog, grouping, target: Target | None = None) -> Verdict:
     """Judge ``grouping`` of ``catalog`` against ``target`` (default ``Target()``)."""
     target = target or Target()
+    subject = f"grouping of {catalog.name!r}"
+    if not isinstance(grouping, Grouping):
+        return Verdict.rejected(subject, f"expected a Grouping (from decompose(...).grouping or Grouping.of), "
+                                         f"got {type(grouping).__name__}")
+    if set(grouping.service_of()) != set(catalog.names):
+        return Verdict.rejected(subject, f"the grouping is not a partition of {catalog.name!r}'s capabilities")
+    subject = f"{len(grouping)} services of {catalog.name!r} [{grouping.method}]"
     results = []
     conflicts = ownership_conflicts(catalog, grouping)
     detail = "none" if not conflicts else f"{len(conflicts)}: " + "; ".join(
@@ -87,4 +75,7 @@ def check_grouping(catalog: Catalog, grouping: Grouping, target: Target | None =
     q = grouping_metrics(catalog, matrix, grouping).modularity
     results.append(("modularity", q >= target.min_modularity,
                     f"{q:.3f} on the reference graph, needs >= {target.min_modularity:g}"))
-    return Verdict(all(ok for _, ok, _ in results), tuple(results), grouping.method)
+    return Verdict.of(subject, results, numbers={"services": len(grouping), "modularity": q,
+                                                 "ownership_conflicts": len(conflicts), "cycles": len(cycles),
+                                                 "size_violations": len(sizes)},
+                      hint="levers: the weights, the team rule (inverse Conway), the algorithm, the resolution")
