@@ -8,15 +8,17 @@ from workbook.labs.ch02_sync.exercise import check_breaker_exercise
 from workbook.resilience import CircuitBreakerConfig
 
 SLOW = dict(slow_call_rate_threshold=50, slow_call_duration_threshold=1.0)
-RIGHT = CircuitBreakerConfig(sliding_window_size=20, minimum_number_of_calls=20, wait_duration_in_open_state=5,
-                             permitted_number_of_calls_in_half_open_state=3, **SLOW)
+RIGHT = CircuitBreakerConfig(sliding_window_size=10, minimum_number_of_calls=10, slow_call_rate_threshold=40,
+                             slow_call_duration_threshold=1.0, wait_duration_in_open_state=5,
+                             permitted_number_of_calls_in_half_open_state=3, wait_interval_multiplier=2,
+                             max_wait_duration_in_open_state=20)
 
 
 @pytest.mark.parametrize("answer", [
     RIGHT,
-    dict(sliding_window_size=40, minimum_number_of_calls=20, failure_rate_threshold=30, slow_call_rate_threshold=30,
-         slow_call_duration_threshold=1.0, wait_duration_in_open_state=3, permitted_number_of_calls_in_half_open_state=5),
-], ids=["window-20", "window-40-lower-thresholds"])
+    dict(sliding_window_size=10, minimum_number_of_calls=10, slow_call_rate_threshold=30,
+         slow_call_duration_threshold=1.0, wait_duration_in_open_state=8, permitted_number_of_calls_in_half_open_state=3),
+], ids=["window-10-growing-wait", "window-10-longer-wait"])
 def test_a_right_answer_passes(answer):
     verdict = check_breaker_exercise(answer)
     assert isinstance(verdict, Verdict) and verdict, str(verdict)
@@ -49,6 +51,9 @@ NAIVE = {
     # a small window reacts fast but flaps on the noise (the notebook's pre-filled answer)
     "small-window": (dict(sliding_window_size=5, minimum_number_of_calls=5, wait_duration_in_open_state=5, **SLOW),
                      "stays CLOSED"),
+    # the experiment's breaker, made for a clean brownout: detects, but lets too much through
+    "experiment-breaker": (dict(sliding_window_size=20, minimum_number_of_calls=10, wait_duration_in_open_state=5,
+                                permitted_number_of_calls_in_half_open_state=3, **SLOW), "keeps at"),
     # a huge window detects too late and lets most of the brownout through
     "huge-window": (dict(sliding_window_size=200, minimum_number_of_calls=200, wait_duration_in_open_state=5, **SLOW),
                     "opens within"),

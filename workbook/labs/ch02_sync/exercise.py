@@ -39,7 +39,7 @@ EXERCISE_SCENARIO = Scenario((
 
 MAX_DETECT = 6.0
 """Seconds from the start of the brownout within which the breaker must open (every seed)."""
-MAX_REACHED_SHARE = 0.3
+MAX_REACHED_SHARE = 0.15
 """At most this share of the brownout's calls may reach the failing service (mean over seeds)."""
 MAX_CLOSE = 15.0
 """Seconds after the recovery within which the breaker must be CLOSED again (every seed)."""
