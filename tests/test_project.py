@@ -22,7 +22,7 @@ NOT_IMPORTED = {
     "grpcio-tools": "scripts/grpc_codegen.py runs it as python -m grpc_tools.protoc",
 }
 # top-level names that are this repository's own code
-LOCAL = {"workbook", "tests", "benchmarks", "scripts", "conftest"}
+LOCAL = {"workbook", "tests", "benchmarks", "scripts", "conftest", "setup"}
 
 
 def split(requirement):
@@ -82,7 +82,7 @@ def unused(declared, imports):
 
 LIBRARY = sorted((ROOT / "workbook").rglob("*.py")) + sorted((ROOT / "notebooks").glob("*.ipynb"))
 TOOLING = (sorted((ROOT / "tests").rglob("*.py")) + sorted((ROOT / "scripts").rglob("*.py"))
-           + sorted((ROOT / "benchmarks").rglob("*.py")) + [ROOT / "conftest.py"])
+           + sorted((ROOT / "benchmarks").rglob("*.py")) + [ROOT / "conftest.py", ROOT / "setup.py"])
 
 
 def environment_dependencies():
