@@ -107,7 +107,7 @@ def order_saga_definition(participants: dict[str, Participant], *, timeout: floa
 
 def _examples(items: list[str], limit: int = 3) -> str:
     if not items:
-        return "none"
+        return ""
     return "; ".join(items[:limit]) + (f"; ... and {len(items) - limit} more" if len(items) > limit else "")
 
 
