@@ -21,6 +21,8 @@ NOT_IMPORTED = {
     "pytest-timeout": "pytest plugin (timeout in pyproject.toml)",
     "grpcio-tools": "scripts/grpc_codegen.py runs it as python -m grpc_tools.protoc",
 }
+# of those, the ones the package needs at run time (the others are tooling: the test extra)
+RUNTIME_NOT_IMPORTED = ("jupyterlab", "anywidget")
 # top-level names that are this repository's own code
 LOCAL = {"workbook", "tests", "benchmarks", "scripts", "conftest", "setup"}
 
@@ -75,9 +77,9 @@ def undeclared(imports, declared):
             if not distributions_of([m])[m] & set(declared)}
 
 
-def unused(declared, imports):
+def unused(declared, imports, exempt=tuple(NOT_IMPORTED)):
     used = set().union(*distributions_of(imports).values()) if imports else set()
-    return sorted(d for d in declared if d not in used and d not in NOT_IMPORTED)
+    return sorted(d for d in declared if d not in used and d not in exempt)
 
 
 LIBRARY = sorted((ROOT / "workbook").rglob("*.py")) + sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -112,7 +114,8 @@ def test_required_dependencies_are_declared():
 
 def test_every_runtime_dependency_is_used_by_the_package_or_the_notebooks():
     runtime = pyproject_dependencies("runtime")
-    assert unused(runtime, imported_top_levels(LIBRARY)) == [], "declared but imported nowhere: remove it"
+    assert unused(runtime, imported_top_levels(LIBRARY), RUNTIME_NOT_IMPORTED) == [], (
+        "declared but imported nowhere by the package or the notebooks: remove it, or move it to the test extra")
 
 
 def test_every_third_party_import_of_the_package_and_notebooks_is_a_runtime_dependency():
@@ -140,6 +143,7 @@ def test_the_reasons_for_declared_but_not_imported_dependencies_hold():
 
 def test_the_usage_checks_can_fail(tmp_path):
     assert unused({"jupyterlab": "", "pyjwt": ">=2.8"}, {"yaml": {"x.py"}}) == ["pyjwt"]
+    assert unused({"grpcio-tools": ">=1.85.1"}, {"grpc": {"x.py"}}, RUNTIME_NOT_IMPORTED) == ["grpcio-tools"]
     assert list(undeclared({"yaml": {"x.py"}, "networkx": {"y.py"}}, {"networkx": ""})) == ["yaml"]
     module = ROOT / "build" / "_probe_imports.py"
     module.parent.mkdir(exist_ok=True)
