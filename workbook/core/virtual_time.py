@@ -61,9 +61,14 @@ _copy_context = contextvars.copy_context
 
 
 class _Soon(events.Handle):
-    """A Handle for ``call_soon``, built in ``call_soon`` itself (same protocol and fields)."""
+    """A Handle for ``call_soon``, built in ``call_soon`` itself (same protocol and fields).
+
+    ``_repr`` and ``_source_traceback`` are class attributes (always None: asyncio only
+    fills them in debug mode, in code these handles bypass), two stores fewer per handle.
+    """
 
     __slots__ = ()
+    _repr = _source_traceback = None
 
     def cancel(self):
         if not self._cancelled:
@@ -75,6 +80,7 @@ class _Timer(events.TimerHandle):
     """A TimerHandle built in ``call_at`` and cancelled with less overhead (same protocol and fields)."""
 
     __slots__ = ()
+    _repr = _source_traceback = None
 
     def cancel(self):
         if not self._cancelled:
@@ -82,10 +88,6 @@ class _Timer(events.TimerHandle):
             if self._scheduled:
                 self._loop._timer_cancelled_count += 1
             self._callback = self._args = None
-
-    def get_context(self):
-        # asyncio.sleep's own timer skips the context copy (its callback does not need one)
-        return self._context if self._context is not None else contextvars.Context()
 
 
 class _VirtualSelector(selectors.BaseSelector):
@@ -137,6 +139,7 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         super().__init__(selector)
         selector.loop = self
         self._clock_resolution = 1e-9
+        self._sleep_context = contextvars.Context()  # the context of asyncio.sleep's timers
         # Called for every future (C futures call loop.get_debug() when created): bound C
         # callables instead of Python methods, unless a subclass overrides them.
         cls = type(self)
@@ -170,9 +173,9 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         timer._args = args
         timer._cancelled = False
         timer._loop = self
-        timer._repr = timer._source_traceback = None
-        if context is None and callback is not _SET_RESULT:
-            context = _copy_context()
+        if context is None:
+            # asyncio.sleep's callback only sets a result: no need for a copy of the context
+            context = self._sleep_context if callback is _SET_RESULT else _copy_context()
         timer._context = context
         timer._when = when
         timer._scheduled = True
@@ -191,9 +194,9 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         timer._args = args
         timer._cancelled = False
         timer._loop = self
-        timer._repr = timer._source_traceback = None
-        if context is None and callback is not _SET_RESULT:
-            context = _copy_context()
+        if context is None:
+            # asyncio.sleep's callback only sets a result: no need for a copy of the context
+            context = self._sleep_context if callback is _SET_RESULT else _copy_context()
         timer._context = context
         timer._when = when = self._vnow + delay
         timer._scheduled = True
@@ -208,7 +211,6 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         handle._args = args
         handle._cancelled = False
         handle._loop = self
-        handle._repr = handle._source_traceback = None
         handle._context = _copy_context() if context is None else context
         self._ready.append(handle)
         return handle
@@ -240,11 +242,10 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         besides the self-pipe (``call_soon_threadsafe`` appends to ``_ready`` itself).
         Callbacks made ready while running are run in the same pass, FIFO.
 
-        Fast path: when the clock jumps to a timer that is alone at its instant and is
-        ``asyncio.sleep``'s (it only sets a future's result), the result is set at once
-        instead of going through the ready queue. Nothing else is ready then, and setting
-        a result only appends the waiters' callbacks to the queue, so the order of every
-        callback is the same as through the queue.
+        Fast path: when the clock jumps to a timer that is alone at its instant, the timer
+        runs at once instead of going through the (empty) ready queue: the order of every
+        callback is the same. For ``asyncio.sleep``'s timer it sets the future's result
+        itself, without a Python frame or a context.
         """
         scheduled, ready = self._scheduled, self._ready
         if self._timer_cancelled_count > 100 and self._timer_cancelled_count * 2 > len(scheduled):
@@ -259,17 +260,15 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
                 if events_:
                     self._process_events(events_)
             if ready:  # timers due now go after what is already ready
-                end_time = self._vnow + resolution
-                while scheduled and scheduled[0][0] < end_time:
-                    handle = heappop(scheduled)[2]
-                    handle._scheduled = False
-                    append(handle)
+                if scheduled and scheduled[0][0] < self._vnow + resolution:
+                    end_time = self._vnow + resolution
+                    while scheduled and scheduled[0][0] < end_time:
+                        handle = heappop(scheduled)[2]
+                        handle._scheduled = False
+                        append(handle)
             else:
                 if self._stopping:
                     return
-                while scheduled and scheduled[0][2]._cancelled:
-                    self._timer_cancelled_count -= 1
-                    heappop(scheduled)[2]._scheduled = False
                 if not scheduled:
                     if self._executor_jobs or selector.extra_fds > 0:
                         events_ = selector.wait()  # a thread or a socket may still wake us
@@ -281,27 +280,31 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
                         "so the awaited result can never arrive (a lost message awaited without a timeout?)"
                     )
                 when, _, handle = heappop(scheduled)
+                handle._scheduled = False
+                if handle._cancelled:
+                    self._timer_cancelled_count -= 1
+                    continue
                 if when > self._vnow:
                     self._vnow = when
-                handle._scheduled = False
                 end_time = self._vnow + resolution
-                if handle._callback is set_result_callback and not (scheduled and scheduled[0][0] < end_time):
-                    future, result = handle._args
-                    try:
-                        if not future.cancelled():
-                            future.set_result(result)
-                    except (SystemExit, KeyboardInterrupt):
-                        raise
-                    except BaseException as exc:
-                        self.call_exception_handler(
-                            {"message": f"Exception in callback {handle._callback!r}", "exception": exc, "handle": handle}
-                        )
-                else:
+                if scheduled and scheduled[0][0] < end_time:  # a tie: all go through the queue, in order
                     append(handle)
                     while scheduled and scheduled[0][0] < end_time:
                         handle = heappop(scheduled)[2]
                         handle._scheduled = False
                         append(handle)
+                else:  # alone at its instant: run it now
+                    try:
+                        if handle._callback is set_result_callback:
+                            future, result = handle._args
+                            if not future.cancelled():
+                                future.set_result(result)
+                        else:
+                            handle._context.run(handle._callback, *handle._args)
+                    except (SystemExit, KeyboardInterrupt):
+                        raise
+                    except BaseException as exc:
+                        self._callback_failed(handle, exc)
             budget = self.STEP_CALLBACKS
             while ready and budget:
                 budget -= 1
@@ -309,20 +312,18 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
                 if handle._cancelled:
                     continue
                 try:  # Handle._run, inlined
-                    if handle._callback is set_result_callback:  # asyncio.sleep's timer: no frame, no context
-                        future, result = handle._args
-                        if not future.cancelled():
-                            future.set_result(result)
-                    else:
-                        handle._context.run(handle._callback, *handle._args)
+                    handle._context.run(handle._callback, *handle._args)
                 except (SystemExit, KeyboardInterrupt):
                     raise
                 except BaseException as exc:
-                    self.call_exception_handler(
-                        {"message": f"Exception in callback {handle._callback!r}", "exception": exc, "handle": handle}
-                    )
+                    self._callback_failed(handle, exc)
             if self._stopping:
                 return
+
+    def _callback_failed(self, handle, exc):
+        self.call_exception_handler(
+            {"message": f"Exception in callback {handle._callback!r}", "exception": exc, "handle": handle}
+        )
 
 
 def run_virtual(main: Coroutine[Any, Any, T] | Callable[[], Awaitable[T]], *, start: float = 0.0) -> T:
