@@ -556,3 +556,25 @@ def test_poison_message_is_a_workbook_error_users_can_raise():
     with pytest.raises(PoisonMessage, match="bad amount"):
         raise PoisonMessage("bad amount")
     assert issubclass(PoisonMessage, MessagingError) and issubclass(PoisonMessage, WorkbookError)
+
+
+def test_dead_members_messages_wait_for_the_session_timeout_not_the_visibility_timeout(backend):
+    """A crashed member keeps its partition until its session expires: after the visibility
+    timeout its unacked message is due, but only the partition's (dead) owner would get it."""
+    cfg = BrokerConfig(visibility_timeout=0.1, session_timeout=0.6, max_deliveries=5)
+
+    async def body(b):
+        await b.create_topic("t", 1)
+        await b.create_group("t", "g")
+        for c in ("a", "b"):
+            await b.join("t", "g", c)
+        await b.publish("t", "job")
+        [d] = await b.poll("t", "g", "a")  # a owns partition 0, takes the job, then crashes
+        await asyncio.sleep(0.3)  # visibility timeout long past, session of a not yet
+        early = await b.poll("t", "g", "b")
+        await asyncio.sleep(0.45)  # a silent for 0.75 s > session timeout
+        late = await b.poll("t", "g", "b", timeout=0.1)
+        return early, [(x.message.payload, x.attempt) for x in late], d.attempt
+
+    early, late, first = run(Backend(backend.name, lambda: backend.make(cfg), backend.run), body)
+    assert first == 1 and early == [] and late == [("job", 2)]

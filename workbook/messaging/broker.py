@@ -18,6 +18,13 @@ Model (Kafka's log + Redis Streams' pending-entries list):
   ``max_deliveries`` attempts, or a ``nack(requeue=False)``, it goes to the
   **dead-letter topic** ``<topic>.dlq`` with the reason in its headers, and its partition
   moves on: a poison message never blocks a partition.
+* **A dead member's messages wait for the session timeout, not the visibility timeout.**
+  A member that crashes (no ack, no nack, no leave) still owns its partitions until it has
+  been silent for ``session_timeout``; only the owner of a partition is given its due
+  redeliveries, so its unacknowledged messages, and everything behind them in its
+  partitions, are redelivered to a survivor only after ``session_timeout`` (then at once,
+  whatever is left of their visibility timeout). ``visibility_timeout`` governs a *live*
+  member that is slow or lost a message. Keep ``session_timeout`` short to recover fast.
 * Per partition at most ``max_in_flight`` messages are pending at once, and a partition
   with a message due for redelivery delivers nothing new until it is resolved: with the
   default of 1 per-key order holds even across crashes and retries.
@@ -26,7 +33,8 @@ Model (Kafka's log + Redis Streams' pending-entries list):
   minus the committed offset.
 
 Delivery semantics are *not* a broker setting: they follow from when the consumer
-acknowledges (see ``workbook.messaging.consumer``).
+acknowledges (see ``workbook.messaging.consumer``). Broker outages (``BrokerUnavailable``)
+and what they do to work in flight are described in ``redis_streams`` and ``consumer``.
 """
 
 from __future__ import annotations
@@ -47,7 +55,8 @@ class BrokerConfig:
     visibility_timeout: float = 30.0
     """Seconds a delivered message may stay unacknowledged before it is redelivered."""
     session_timeout: float = 10.0
-    """Seconds without a poll or heartbeat after which a member is removed from its group."""
+    """Seconds without a poll or heartbeat after which a member is removed from its group;
+    also how long a crashed member's unacknowledged messages wait before redelivery."""
     max_deliveries: int = 5
     """Deliveries of one message to one group before it is dead-lettered."""
     max_in_flight: int = 1

@@ -53,6 +53,6 @@ class BrokerUnavailable(MessagingError, ConnectionError):
     """The broker could not be reached (connection refused or lost, server restarting).
 
     Nothing is known about the command that failed: a publish may or may not have been
-    written, an ack may or may not have been applied. Retrying is safe for everything the
-    broker offers (a message published twice is a duplicate an idempotent consumer drops,
-    an ack of an acked message is a no-op)."""
+    written, an ack may or may not have been applied. Retrying an ack is safe (acking an
+    acked message does nothing); retrying a publish may write the message twice, which an
+    idempotent consumer recognises only if the retry passes the same ``message_id``."""
