@@ -5,7 +5,8 @@
 
 Nothing is re-executed: the site shows the outputs as committed. Each chapter becomes
 ``NN_name.html`` (nbconvert's JupyterLab template plus a navigation bar: contents,
-previous and next chapter) and ``index.html`` lists the chapters.
+previous and next chapter) and ``index.html`` lists the chapters. A build of some
+chapters (``NB=...``) is a site of those chapters only: older chapter pages are removed.
 
 Plotly figures are stored as ``application/vnd.plotly.v1+json`` outputs, which nbconvert
 does not render; each becomes a ``<div>`` plus a ``Plotly.newPlot`` call, and the page
@@ -177,6 +178,11 @@ def build_site(notebooks: list[Path], out: Path = OUT) -> dict:
         summary["figures"] += counts["figures"]
         summary["widgets"] += counts["widgets"]
     (out / "index.html").write_text(index_html(chapters), encoding="utf-8")
+    # a chapter page from an earlier build that this one does not list (renamed, removed, NB=...)
+    current = {c["href"] for c in chapters}
+    for stale in out.glob("[0-9][0-9]_*.html"):
+        if stale.name not in current:
+            stale.unlink()
     return summary
 
 

@@ -101,6 +101,15 @@ def test_figures_become_plotly_calls_and_pages_need_no_network(built):
     assert "require.js" not in page
 
 
+def test_a_rebuild_drops_pages_of_chapters_it_does_not_list(tmp_path):
+    books = [chapter(tmp_path / "00_a.ipynb", "A"), chapter(tmp_path / "01_b.ipynb", "B")]
+    out = tmp_path / "site"
+    site.build_site(books, out)
+    (out / "notes.html").write_text("mine")
+    site.build_site(books[1:], out)
+    assert sorted(p.name for p in out.glob("*.html")) == ["01_b.html", "index.html", "notes.html"]
+
+
 def test_unknown_notebook_names_are_refused_with_the_known_ones():
     with pytest.raises(site.SiteError, match="'99_nothing' not found: expected one of .*00_tour"):
         site.resolve(["99_nothing"])
