@@ -78,4 +78,5 @@ def check_grouping(catalog: Catalog, grouping, target: Target | None = None) -> 
     return Verdict.of(subject, results, numbers={"services": len(grouping), "modularity": q,
                                                  "ownership_conflicts": len(conflicts), "cycles": len(cycles),
                                                  "size_violations": len(sizes)},
-                      hint="levers: the weights, the team rule (inverse Conway), the algorithm, the resolution")
+                      hint="keep capabilities that share an entity or call each other in a circle together, and cut "
+                           "where coupling is weak; levers: the weights, the team rule, the algorithm, the resolution")

@@ -231,9 +231,8 @@ def service_graph_figure(catalog: Catalog, grouping: Grouping, *, seed: int = 0,
         showlegend=False))
     n_cycles = len(service_cycles(catalog, grouping))
     calls = sum(d["weight"] for _, _, d in graph.edges(data=True))
-    point = (f"{calls} calls cross service boundaries on {graph.number_of_edges()} edges; "
-             + (f"{n_cycles} dependency cycle(s) in red: those services cannot be deployed alone"
-                if n_cycles else "no dependency cycle"))
+    point = (f"{calls} calls cross service boundaries ({graph.number_of_edges()} arrows); "
+             + (f"{n_cycles} dependency cycle(s), red" if n_cycles else "no dependency cycle"))
     fig.update_layout(title=f"{title}: {point}" if title else point,
                       annotations=annotations, height=480, xaxis={"visible": False}, yaxis={"visible": False},
                       margin={"l": 10, "r": 10})
