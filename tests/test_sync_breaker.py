@@ -58,7 +58,9 @@ def test_defaults_follow_resilience4j():
     ("slow_call_rate_threshold", -5, "(0, 100]"),
     ("sliding_window_size", 0, ">= 1"),
     ("minimum_number_of_calls", 0, ">= 1"),
-    ("wait_duration_in_open_state", -1, ">= 0"),
+    ("wait_duration_in_open_state", -1, ">= 0.001"),
+    ("wait_duration_in_open_state", 0, ">= 0.001"),  # resilience4j: "must be at least 1[ms]"
+    ("wait_duration_in_open_state", 0.0009, ">= 0.001"),
     ("permitted_number_of_calls_in_half_open_state", 0, ">= 1"),
     ("slow_call_duration_threshold", 0, "> 0"),
     ("sliding_window_type", "SESSION", "COUNT_BASED"),
@@ -158,8 +160,8 @@ def test_open_waits_then_half_open_limits_trials_then_closes():
     breaker, rec = make(clock)
     for _ in range(4):
         outcome(breaker, fail)
-    clock.advance(9.999)
-    assert outcome(breaker, ok) == "rejected"
+    clock.advance(10)
+    assert outcome(breaker, ok) == "rejected"  # OPEN permits only strictly after the wait
     clock.advance(0.001)
     t1 = breaker.acquire_permission()
     assert breaker.state is State.HALF_OPEN
@@ -184,11 +186,11 @@ def test_failed_trials_reopen_with_exponential_wait_capped():
     for _ in range(4):
         opened_at = clock.now()
         waits.append(breaker.retry_at - opened_at)
-        clock.advance(breaker.retry_at - opened_at)
+        clock.advance(breaker.retry_at - opened_at + 0.001)
         assert outcome(breaker, fail) == "failed"
         assert breaker.state is State.OPEN
     assert waits == [10, 20, 25, 25]
-    clock.advance(25)
+    clock.advance(25.001)
     outcome(breaker, ok)
     assert breaker.state is State.CLOSED
     for _ in range(4):
@@ -201,7 +203,7 @@ def test_ignored_exception_frees_half_open_slot_and_is_not_counted():
     breaker, rec = make(clock, ignore_exceptions=(KeyError,), permitted_number_of_calls_in_half_open_state=1)
     for _ in range(4):
         outcome(breaker, fail)
-    clock.advance(10)
+    clock.advance(10.001)
 
     def ignored():
         raise KeyError("not the downstream's fault")
@@ -263,7 +265,7 @@ def test_late_outcome_from_closed_does_not_count_as_trial():
     late = breaker.acquire_permission()
     for _ in range(4):
         outcome(breaker, fail)
-    clock.advance(10)
+    clock.advance(10.001)
     trial = breaker.acquire_permission()
     breaker.on_success(late, 0.1)
     assert breaker.state is State.HALF_OPEN
@@ -276,7 +278,7 @@ def test_max_wait_in_half_open_sends_back_to_open():
     breaker, _ = make(clock, permitted_number_of_calls_in_half_open_state=1, max_wait_duration_in_half_open_state=3)
     for _ in range(4):
         outcome(breaker, fail)
-    clock.advance(10)
+    clock.advance(10.001)
     breaker.acquire_permission()  # a trial that never returns
     clock.advance(3)
     with pytest.raises(CallNotPermittedError):
@@ -308,7 +310,7 @@ def test_automatic_transition_seen_by_state_with_manual_clock():
     breaker, rec = make(clock, automatic_transition_from_open_to_half_open=True)
     for _ in range(4):
         outcome(breaker, fail)
-    clock.advance(10)
+    clock.advance(10.001)
     assert breaker.state is State.HALF_OPEN
 
 
@@ -317,7 +319,7 @@ def test_half_open_limit_with_concurrent_async_callers():
         breaker = CircuitBreaker("c", sliding_window_size=2, minimum_number_of_calls=2, wait_duration_in_open_state=1,
                                  permitted_number_of_calls_in_half_open_state=3)
         breaker.transition_to_open()
-        await asyncio.sleep(1)
+        await asyncio.sleep(1.001)
         running = 0
         peak = 0
 
@@ -347,7 +349,7 @@ def test_half_open_limit_with_threads():
     clock = ManualClock()
     breaker, _ = make(clock, permitted_number_of_calls_in_half_open_state=5)
     breaker.transition_to_open()
-    clock.advance(10)
+    clock.advance(10.001)
     barrier = threading.Barrier(16)
     granted = []
 
@@ -384,7 +386,7 @@ def test_decorator_works_for_sync_and_async():
 
 def test_cancelled_trial_frees_its_slot():
     async def main():
-        breaker = CircuitBreaker("x", permitted_number_of_calls_in_half_open_state=1, wait_duration_in_open_state=0)
+        breaker = CircuitBreaker("x", permitted_number_of_calls_in_half_open_state=1, wait_duration_in_open_state=0.001)
         breaker.transition_to_open()
         task = asyncio.ensure_future(breaker.call_async(asyncio.sleep, 10))
         await asyncio.sleep(0.1)
@@ -455,7 +457,7 @@ def test_a_failing_listener_neither_fails_the_call_nor_leaks_a_half_open_slot(ca
     breaker.subscribe(broken_plot)
     assert [outcome(breaker, fail) for _ in range(4)] == ["failed"] * 4
     assert breaker.state is State.OPEN
-    clock.advance(10)
+    clock.advance(10.001)
     assert [outcome(breaker, ok) for _ in range(3)] == ["ok"] * 3
     assert breaker.state is State.CLOSED
     assert breaker.listener_errors == 3 + 3  # 3 transitions (OPEN, HALF_OPEN, CLOSED), 3 successes
@@ -471,7 +473,7 @@ def test_stuck_half_open_goes_back_to_open_on_time_without_a_new_call():
     breaker, rec = make(clock, permitted_number_of_calls_in_half_open_state=1, max_wait_duration_in_half_open_state=3)
     for _ in range(4):
         outcome(breaker, fail)
-    clock.advance(10)
+    clock.advance(10.001)
     breaker.acquire_permission()  # a trial that never returns
     clock.advance(3)
     assert breaker.state is State.OPEN  # read, not called

@@ -2,7 +2,10 @@
 
 The model is written from resilience4j's documentation, as plainly as possible (a list of
 outcomes sliced to the last N calls, or filtered to the last N whole seconds for the
-time-based window; no ring buffer, no buckets, no generations); hypothesis drives
+time-based window; no ring buffer, no buckets, no generations); resilience4j's rules it
+encodes: OPEN lets a trial through only strictly after the wait; HALF_OPEN decides after
+``min(minimum_number_of_calls, permitted_number_of_calls_in_half_open_state)`` trials
+(``CircuitBreakerMetrics.forHalfOpen``); OPEN's metrics are those that opened it. Hypothesis drives
 both with the same random calls, completions (held calls may finish out of order and
 late) and clock jumps, and checks they agree on every permission and every state.
 """
@@ -16,7 +19,8 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from workbook.core.clock import ManualClock
 from workbook.resilience import CallNotPermittedError, CircuitBreaker
 
-WINDOW, MINIMUM, PERMITTED, WAIT, MULT, CAP = 5, 3, 2, 10.0, 2.0, 35.0
+WINDOW, MINIMUM, PERMITTED, WAIT, MULT, CAP = 5, 2, 3, 10.0, 2.0, 35.0
+DECIDING_TRIALS = min(MINIMUM, PERMITTED)
 FAIL_T, SLOW_T, SLOW_DURATION = 60.0, 80.0, 1.0
 
 
@@ -30,6 +34,7 @@ class Model:
         self.open_until = 0.0
         self.openings = 0
         self.period = 0  # which state period permitted a call
+        self.open_metrics = (0, 0, 0)  # (calls, failed, slow) of what opened the breaker
 
     def _exceeded(self, outcomes):
         n = len(outcomes)
@@ -38,6 +43,9 @@ class Model:
         return fail_rate >= FAIL_T or slow_rate >= SLOW_T
 
     def _go(self, state, now):
+        if state == "OPEN":
+            self.open_metrics = (self.window_counts(now) if self.state == "CLOSED" else
+                                 (len(self.trials), sum(f for f, _ in self.trials), sum(s for _, s in self.trials)))
         self.state = state
         self.period += 1
         if state == "OPEN":
@@ -49,7 +57,7 @@ class Model:
             self.outcomes, self.openings = [], 0
 
     def acquire(self, now):
-        if self.state == "OPEN" and now >= self.open_until:
+        if self.state == "OPEN" and now > self.open_until:
             self._go("HALF_OPEN", now)
         if self.state == "CLOSED":
             return self.period
@@ -81,7 +89,7 @@ class Model:
                 self._go("OPEN", now)
         elif self.state == "HALF_OPEN":
             self.trials.append((failed, slow))
-            if len(self.trials) == PERMITTED:
+            if len(self.trials) == DECIDING_TRIALS:
                 self._go("OPEN" if self._exceeded(self.trials) else "CLOSED", now)
 
 
@@ -135,6 +143,12 @@ class BreakerVsModel(RuleBasedStateMachine):
         if self.model.state == "CLOSED":
             m = self.breaker.metrics()
             assert (m.calls, m.failed, m.slow) == self.model.window_counts(self.clock.now())
+
+    @invariant()
+    def open_metrics_are_what_opened_it(self):
+        if self.model.state == "OPEN":
+            m = self.breaker.metrics()
+            assert (m.calls, m.failed, m.slow) == self.model.open_metrics
 
     @invariant()
     def trials_never_exceed_the_limit(self):

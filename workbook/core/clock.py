@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from asyncio import _get_running_loop  # public in asyncio.events; re-exported by asyncio
+from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
 
@@ -32,10 +32,10 @@ class Clock(Protocol):
 
 
 class WallClock:
-    """Real monotonic time."""
+    """Real monotonic time. ``now`` *is* ``time.monotonic`` (a static method), so a caller
+    that caches ``clock.now`` (the breaker's fast path) pays no extra call per reading."""
 
-    def now(self) -> float:
-        return time.monotonic()
+    now = staticmethod(time.monotonic)
 
     async def sleep(self, delay: float) -> None:
         await asyncio.sleep(delay)
@@ -51,12 +51,25 @@ class LoopClock:
     """The running event loop's clock (virtual under a VirtualTimeLoop).
 
     Outside a running loop ``now`` falls back to ``time.monotonic``, which is what
-    asyncio's default loops use too.
+    asyncio's default loops use too. Which loop runs depends on the caller, so a caller
+    that reads the clock several times in one call (the breaker: before and after)
+    resolves it once with ``reader()`` instead of calling ``now`` each time.
     """
 
     def now(self) -> float:
-        loop = _get_running_loop()  # None outside a loop: cheaper than catching RuntimeError
-        return time.monotonic() if loop is None else loop.time()
+        try:
+            return asyncio.get_running_loop().time()
+        except RuntimeError:  # no running loop
+            return time.monotonic()
+
+    def reader(self) -> Callable[[], float]:
+        """The function that reads this clock for the current caller: the running loop's
+        ``time``, or ``time.monotonic`` outside a loop. Valid while the caller stays on
+        that loop (one call; do not keep it)."""
+        try:
+            return asyncio.get_running_loop().time
+        except RuntimeError:
+            return time.monotonic
 
     async def sleep(self, delay: float) -> None:
         await asyncio.sleep(delay)

@@ -16,7 +16,8 @@ from workbook.resilience.budget import RetryBudget
 from workbook.resilience.bulkhead import Bulkhead
 from workbook.resilience.deadline import DEADLINE_HEADER, Deadline, OverallTimeout, Timeout, current_deadline
 from workbook.resilience.errors import (BulkheadFullError, CallNotPermittedError, DeadlineExceededError, HTTPStatusError,
-                                  PerTryTimeoutError, RetryBudgetExhaustedError, is_retryable)
+                                        IllegalStateTransitionError, PerTryTimeoutError, RetryBudgetExhaustedError,
+                                        is_retryable)
 from workbook.resilience.fallback import Fallback
 from workbook.resilience.hedge import Hedge
 from workbook.resilience.consecutive_breaker import ConsecutiveFailureBreaker
@@ -26,6 +27,6 @@ from workbook.resilience.retry import Retry
 __all__ = [
     "Backoff", "BreakerEvent", "Bulkhead", "BulkheadFullError", "CallNotPermittedError", "CircuitBreaker",
     "CircuitBreakerConfig", "ConsecutiveFailureBreaker", "DEADLINE_HEADER", "Deadline", "DeadlineExceededError",
-    "EventRecorder", "Fallback", "HTTPStatusError", "Hedge", "OverallTimeout", "PerTryTimeoutError", "Pipeline",
+    "EventRecorder", "Fallback", "HTTPStatusError", "Hedge", "IllegalStateTransitionError", "OverallTimeout", "PerTryTimeoutError", "Pipeline",
     "Retry", "RetryBudget", "RetryBudgetExhaustedError", "State", "Timeout", "current_deadline", "is_retryable",
 ]

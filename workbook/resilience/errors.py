@@ -41,6 +41,16 @@ class CallNotPermittedError(ResilienceError):
         super().__init__(f"circuit breaker {breaker!r} is {state}: call not permitted" + (f" ({detail})" if detail else ""))
 
 
+class IllegalStateTransitionError(ResilienceError):
+    """A manual transition that resilience4j's ``CircuitBreaker.StateTransition`` table does
+    not have (CLOSED -> HALF_OPEN, METRICS_ONLY -> OPEN or HALF_OPEN)."""
+
+    def __init__(self, breaker: str, from_state: str, to_state: str):
+        self.breaker, self.from_state, self.to_state = breaker, from_state, to_state
+        super().__init__(f"circuit breaker {breaker!r}: no transition from {from_state} to {to_state} "
+                         f"(resilience4j's StateTransition table has none)")
+
+
 class BulkheadFullError(ResilienceError):
     """The bulkhead had no free slot within its ``max_wait_duration``."""
 
