@@ -1,19 +1,18 @@
-"""Chapter 3: asynchronous communication, delivery guarantees you can count, and sagas.
+"""Messaging: a broker with partitions and consumer groups, and delivery guarantees you can count.
 
 Modules (one concept each):
 
 * ``message``: commands, events, requests and replies; topic and payload validation.
-* ``partitioner``: stable key -> partition (CRC-32), and the seed's unstable ``hash``.
+* ``partitioner``: stable key -> partition (CRC-32), and the article's unstable ``hash``.
 * ``broker``: the interface and its settings; ``memory``: the in-memory backend (virtual
   time); ``redis_streams``: the Redis Streams backend (real time).
 * ``consumer``: delivery modes (at-most-once, at-least-once, effectively-once);
   ``idempotent``: deduplication in the consumer's own SQLite transaction;
   ``outbox``: the transactional outbox and its relay; ``request_reply``.
-* ``event_store``: append with expected version, read, snapshots (in-memory, SQLite).
-* ``saga``: orchestrated sagas with a durable log; ``choreography``: the same business
-  flow as services reacting to events; ``order_saga``: the shop's order saga and its
-  checker; ``naive``: the seed's broker and saga, kept to show their defects.
-* ``experiments``: crash, ordering and lag experiments that count the outcome.
+* ``naive``: the article's broker, kept to show its defects.
+
+The event store lives in ``workbook.event_sourcing`` and sagas in ``workbook.sagas``;
+chapter 3's experiments are in its lab, ``workbook.labs.ch03_async``.
 """
 
 from workbook.messaging.broker import Broker, BrokerConfig, dlq_topic

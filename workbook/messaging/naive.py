@@ -1,4 +1,4 @@
-"""The seed's broker, rebuilt (not copied) only to show its defects live.
+"""The article's broker, rebuilt (not copied) only to show its defects live.
 
 * ``NaiveBroker``: partition = ``hash(message_id) % n`` (differs per process, ignores
   keys); every subscriber of a topic gets every message even inside one "group"; the
@@ -30,5 +30,5 @@ class NaiveBroker:
         for _group, handler in self.subscribers[topic]:  # the group is ignored: everyone gets everything
             try:
                 await handler(payload)
-            except Exception:  # noqa: BLE001 - the seed logs and moves on: the message is simply gone
+            except Exception:  # noqa: BLE001 - the article's code logs and moves on: the message is simply gone
                 pass

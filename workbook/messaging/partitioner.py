@@ -6,7 +6,7 @@ producer sends key ``"order-17"`` to the same partition and per-key order holds.
 Messages without a key are spread round-robin (Kafka's default "sticky" or round-robin
 behaviour): they balance load but carry no order.
 
-``python_hash_partition`` is what the seed does (``hash(message.id) % n``): Python
+``python_hash_partition`` is what the article does (``hash(message.id) % n``): Python
 salts ``hash`` of ``str`` per process (``PYTHONHASHSEED``), so two producer processes
 disagree about where a message goes; and hashing the *id* rather than a key scatters the
 messages of one entity over all partitions, so their order is lost even in one process.
@@ -43,5 +43,5 @@ class KeyPartitioner:
 
 
 def python_hash_partition(message_id: str, partitions: int) -> int:
-    """The seed's partitioner, kept to show its defect: differs between processes."""
+    """The article's partitioner, kept to show its defect: differs between processes."""
     return hash(message_id) % partitions

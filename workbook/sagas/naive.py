@@ -1,4 +1,4 @@
-"""The seed's saga orchestrator, rebuilt (not copied) only to show its defect live.
+"""The article's saga orchestrator, rebuilt (not copied) only to show its defect live.
 
 ``NaiveSaga``: on a failed step it schedules the compensations without awaiting them,
 swallows their errors, and reports ``compensated`` straight away.

@@ -235,7 +235,7 @@ def run_orchestrated(n_sagas: int = 20, *, fail_step: str | None = "payment", fa
 
 def naive_orchestrated(n_sagas: int = 20, *, fail_step: str | None = "payment", fail_rate: float = 0.3,
                        transient_rate: float = 0.1, seed: int = 0) -> SagaRun:
-    """The seed's saga: on failure it fires the compensations without waiting, marks itself
+    """The article's saga: on failure it fires the compensations without waiting, marks itself
     ``compensated`` at once, and never retries (a transient error is a failure, a failed
     compensation is forgotten)."""
     from workbook.sagas.naive import NaiveSaga

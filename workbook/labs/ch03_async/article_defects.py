@@ -11,7 +11,7 @@ from workbook.messaging.memory import InMemoryBroker
 def partition_across_processes(ids: list[str], partitions: int = 8, hash_seeds=("1", "2")) -> dict[str, dict]:
     """Partitions of ``ids`` computed in separate Python processes with different PYTHONHASHSEED.
 
-    Returns ``{seed: {"python_hash": [...], "crc32": [...]}}``: the seed's ``hash(id) % n``
+    Returns ``{seed: {"python_hash": [...], "crc32": [...]}}``: the article's ``hash(id) % n``
     changes with the process, CRC-32 does not.
     """
     import json
@@ -34,7 +34,7 @@ def partition_across_processes(ids: list[str], partitions: int = 8, hash_seeds=(
 
 
 def naive_fanout_demo(messages: int = 10) -> dict[str, int]:
-    """Two members of one group "billing": the seed's broker charges each order twice, ours once."""
+    """Two members of one group "billing": the article's broker charges each order twice, ours once."""
     from workbook.messaging.naive import NaiveBroker
 
     async def main():
@@ -66,7 +66,7 @@ def naive_fanout_demo(messages: int = 10) -> dict[str, int]:
 
 
 def naive_modes_demo(messages: int = 10, failing: int = 3) -> dict[str, int]:
-    """The seed's broker in each delivery mode, with a handler that fails once on ``failing`` messages.
+    """The article's broker in each delivery mode, with a handler that fails once on ``failing`` messages.
 
     Returns handled messages per mode: the same in every mode, because no mode acks,
     retries or dead-letters: a failed message is simply gone.
