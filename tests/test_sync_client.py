@@ -107,7 +107,8 @@ def test_admin_endpoint_changes_faults_while_running_and_rejects_bad_fields():
     assert ok_before["available"] == 7 and ok_after["available"] == 7
     assert bad[0] == 400 and "error_rate" in bad[1]["message"] and "[0, 1]" in bad[1]["message"]
     assert unknown[0] == 400 and "explode" in unknown[1]["message"]
-    assert good == (200, {"error_rate": 1.0, "latency": 0.0, "hang": False, "error_status": 503, "retry_after": None})
+    assert good == (200, {"error_rate": 1.0, "latency": 0.0, "hang": False, "error_status": 503, "retry_after": None,
+                          "delayed_replies": 0, "reply_delay": 1.0})
     assert err.status == 503 and err.error == "injected_fault"
 
 
