@@ -38,7 +38,9 @@ import contextvars
 import functools
 import heapq
 import itertools
+import os
 import selectors
+import sys
 import threading
 from asyncio import events, futures
 from collections.abc import Awaitable, Callable, Coroutine
@@ -58,6 +60,48 @@ class VirtualTimeDeadlock(WorkbookError, RuntimeError):
 _SET_RESULT = getattr(futures, "_set_result_unless_cancelled", None)
 _new = object.__new__
 _copy_context = contextvars.copy_context
+
+
+class _VirtualThread(threading.local):
+    loop = None  # the VirtualTimeLoop running in this thread, if any
+
+
+_virtual_thread = _VirtualThread()
+
+
+def _install_running_loop_shortcut() -> bool:
+    """On Python 3.11, answer ``get_running_loop()`` from a thread-local in virtual-time threads.
+
+    CPython 3.11's ``get_running_loop`` (C) calls ``getpid()`` on every call to notice a
+    fork; ``asyncio.sleep``, ``create_task``, locks and queues call it, and a system call
+    costs far more than the rest of a sleep on a virtual machine. 3.12 removed that check
+    (gh-100363) and keeps the loop in the thread state, so there this does nothing.
+
+    The replacements return the VirtualTimeLoop that runs in the calling thread, set by
+    ``VirtualTimeLoop.run_forever`` exactly while asyncio itself reports it as running,
+    and otherwise delegate to the functions they replace: every other thread and every
+    other loop sees no difference. A forked child forgets the loop, as CPython's does.
+    """
+    if sys.version_info >= (3, 12) or getattr(events.get_running_loop, "_virtual_time_shortcut", False):
+        return False
+    c_get, c_get_or_none = events.get_running_loop, events._get_running_loop
+    local = _virtual_thread
+
+    def get_running_loop():
+        loop = local.loop
+        return loop if loop is not None else c_get()
+
+    def _get_running_loop():
+        loop = local.loop
+        return loop if loop is not None else c_get_or_none()
+
+    for fn, original in ((get_running_loop, c_get), (_get_running_loop, c_get_or_none)):
+        fn.__doc__, fn.__wrapped__, fn._virtual_time_shortcut = original.__doc__, original, True
+        for module in (events, asyncio):
+            if getattr(module, original.__name__, None) is original:
+                setattr(module, original.__name__, fn)
+    os.register_at_fork(after_in_child=lambda: setattr(local, "loop", None))
+    return True
 
 
 class _Soon(events.Handle):
@@ -142,6 +186,7 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         self._sleep_context = contextvars.Context()  # the context of asyncio.sleep's timers
         # Called for every future (C futures call loop.get_debug() when created): bound C
         # callables instead of Python methods, unless a subclass overrides them.
+        _install_running_loop_shortcut()
         cls = type(self)
         if cls.create_future is VirtualTimeLoop.create_future:
             self.create_future = functools.partial(futures.Future, loop=self)
@@ -215,6 +260,15 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         self._ready.append(handle)
         return handle
 
+    def run_forever(self):
+        # _run_once tells get_running_loop that this loop runs in this thread (see
+        # _install_running_loop_shortcut); it forgets it when asyncio does, here
+        previous = _virtual_thread.loop
+        try:
+            super().run_forever()
+        finally:
+            _virtual_thread.loop = previous
+
     def run_in_executor(self, executor, func, *args):
         future = super().run_in_executor(executor, func, *args)
         self._executor_jobs += 1
@@ -247,6 +301,7 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         callback is the same. For ``asyncio.sleep``'s timer it sets the future's result
         itself, without a Python frame or a context.
         """
+        _virtual_thread.loop = self  # asyncio has set this loop running in this thread
         scheduled, ready = self._scheduled, self._ready
         if self._timer_cancelled_count > 100 and self._timer_cancelled_count * 2 > len(scheduled):
             self._scheduled = scheduled = [entry for entry in scheduled if not entry[2]._cancelled]
