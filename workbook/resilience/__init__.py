@@ -17,7 +17,7 @@ from workbook.resilience.bulkhead import Bulkhead
 from workbook.resilience.deadline import DEADLINE_HEADER, Deadline, OverallTimeout, Timeout, current_deadline
 from workbook.resilience.errors import (BulkheadFullError, CallNotPermittedError, DeadlineExceededError, HTTPStatusError,
                                         IllegalStateTransitionError, PerTryTimeoutError, RetryBudgetExhaustedError,
-                                        is_retryable)
+                                        is_retryable, request_idempotency, request_is_idempotent)
 from workbook.resilience.fallback import Fallback
 from workbook.resilience.hedge import Hedge
 from workbook.resilience.consecutive_breaker import ConsecutiveFailureBreaker
@@ -29,4 +29,5 @@ __all__ = [
     "CircuitBreakerConfig", "ConsecutiveFailureBreaker", "DEADLINE_HEADER", "Deadline", "DeadlineExceededError",
     "EventRecorder", "Fallback", "HTTPStatusError", "Hedge", "IllegalStateTransitionError", "OverallTimeout", "PerTryTimeoutError", "Pipeline",
     "Retry", "RetryBudget", "RetryBudgetExhaustedError", "State", "Timeout", "current_deadline", "is_retryable",
+    "request_idempotency", "request_is_idempotent",
 ]

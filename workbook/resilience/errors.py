@@ -12,19 +12,26 @@ Each exception says *which* component refused or failed and why, so a notebook c
   ``retryable`` attribute decides for itself);
 * any other 4xx: never (the request itself is wrong; sending it again cannot help);
 * a non-idempotent request (POST, PATCH) only when it cannot have been processed: a
-  refused connection or a 429 (``workbook.transport.client`` sets ``retryable`` accordingly);
+  refused connection or a 429. An error that knows its request says so itself (a
+  ``retryable`` attribute: ``workbook.transport.client`` sets it); an error raised by a
+  layer that does not know the request (a per-try timeout, a plain ``TimeoutError`` or
+  ``ConnectionError``) is retryable only if the request in flight is idempotent, which the
+  caller declares with ``request_idempotency(flag)`` (``ServiceClient.call`` does, from the
+  method or its ``idempotent=`` argument; undeclared counts as idempotent);
 * rejections by our own components (open breaker, full bulkhead, exhausted budget,
   expired overall deadline): never (retrying would defeat the component's purpose).
 """
 
 from __future__ import annotations
 
+import contextvars
 import re
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-from workbook.core.errors import WorkbookError
+from workbook.core.errors import ParameterError, WorkbookError
 
 _DELAY_SECONDS = re.compile(r"\s*(\d+(?:\.\d+)?)\s*")
 
@@ -75,7 +82,8 @@ class DeadlineExceededError(ResilienceError, TimeoutError):
 
 
 class PerTryTimeoutError(WorkbookError, TimeoutError):
-    """One attempt took longer than the per-try timeout (retryable, as any timeout)."""
+    """One attempt took longer than the per-try timeout: retryable for an idempotent
+    request only (the attempt may have been processed, its answer merely late)."""
 
 
 class HTTPStatusError(WorkbookError):
@@ -101,14 +109,36 @@ class HTTPStatusError(WorkbookError):
         return self.status == 429 or (self.status >= 500 and self.idempotent)
 
 
+_idempotent: contextvars.ContextVar[bool] = contextvars.ContextVar("workbook_request_idempotent", default=True)
+
+
+@contextmanager
+def request_idempotency(idempotent: bool):
+    """Declare whether the request sent inside the block may be sent twice (a context
+    variable, like the deadline, so the retry and hedge layers see it whatever wraps them)."""
+    if not isinstance(idempotent, bool):
+        raise ParameterError("idempotent", idempotent, "True or False")
+    token = _idempotent.set(idempotent)
+    try:
+        yield idempotent
+    finally:
+        _idempotent.reset(token)
+
+
+def request_is_idempotent() -> bool:
+    """Whether the current request was declared idempotent (True when undeclared)."""
+    return _idempotent.get()
+
+
 def is_retryable(exc: BaseException) -> bool:
-    """True for connection errors, timeouts (not our overall deadline), 5xx and 429."""
+    """True for connection errors, timeouts (not our overall deadline), 5xx and 429; for a
+    non-idempotent request only what proves it was not processed (see the module doc)."""
     if isinstance(exc, (ResilienceError,)):
         return False
-    verdict = getattr(exc, "retryable", None)  # HTTPStatusError, GrpcStatusError
+    verdict = getattr(exc, "retryable", None)  # HTTPStatusError, GrpcStatusError, client errors
     if isinstance(verdict, bool):
         return verdict
-    return isinstance(exc, (ConnectionError, TimeoutError))
+    return isinstance(exc, (ConnectionError, TimeoutError)) and _idempotent.get()
 
 
 def retry_after_of(exc: BaseException) -> float | None:

@@ -16,7 +16,7 @@ import asyncio
 from collections.abc import Callable
 
 from workbook.core.params import check_int, check_number
-from workbook.resilience.errors import is_retryable
+from workbook.resilience.errors import is_retryable, request_is_idempotent
 
 
 class Hedge:
@@ -31,6 +31,7 @@ class Hedge:
 
     async def call_async(self, fn, *args, **kwargs):
         self.calls += 1
+        max_hedges = self.max_hedges if request_is_idempotent() else 0
         pending: dict[asyncio.Task, int] = {}
         launched = 0
 
@@ -45,7 +46,7 @@ class Hedge:
         definitive = False  # a non-retryable failure seen: launch nothing more
         try:
             while pending:
-                can_hedge = launched <= self.max_hedges and not definitive
+                can_hedge = launched <= max_hedges and not definitive
                 done, _ = await asyncio.wait(list(pending), timeout=self.delay if can_hedge else None,
                                              return_when=asyncio.FIRST_COMPLETED)
                 if not done:
@@ -60,7 +61,7 @@ class Hedge:
                     last_error = task.exception()
                     if not self.retry_on(last_error):
                         definitive = True
-                if launched <= self.max_hedges and not definitive:
+                if launched <= max_hedges and not definitive:
                     launch()
             raise last_error
         finally:

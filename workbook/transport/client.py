@@ -28,7 +28,7 @@ import aiohttp
 
 from workbook.transport.context import RequestContext, current_context
 from workbook.resilience.deadline import deadline_headers
-from workbook.resilience.errors import HTTPStatusError, parse_retry_after
+from workbook.resilience.errors import HTTPStatusError, parse_retry_after, request_idempotency
 from workbook.core.errors import WorkbookError
 
 
@@ -132,11 +132,18 @@ class ServiceClient:
         return await self.request(service, "GET", path, **kw)
 
     async def call(self, service: str, method: str, path: str, **kw):
-        """``request`` through the service's pipeline, if one is registered."""
+        """``request`` through the service's pipeline, if one is registered; the request's
+        idempotency is declared to the pipeline (``request_idempotency``), so its retry and
+        hedge layers never re-send a non-idempotent request that may have been processed
+        (a per-try timeout, say)."""
         pipeline = self.pipelines.get(service)
         if pipeline is None:
             return await self.request(service, method, path, **kw)
-        return await pipeline.call_async(self.request, service, method, path, **kw)
+        idempotent = kw.get("idempotent")
+        if idempotent is None:
+            idempotent = method.upper() in IDEMPOTENT_METHODS
+        with request_idempotency(bool(idempotent)):
+            return await pipeline.call_async(self.request, service, method, path, **kw)
 
     async def health(self, service: str, path: str = "/health", timeout: float = 2.0) -> HealthResult:
         # real latency on purpose: this client only ever talks to real sockets
