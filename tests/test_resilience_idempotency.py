@@ -85,3 +85,12 @@ def test_the_retry_rule_reads_the_declared_idempotency():
     with pytest.raises(ParameterError, match="idempotent"):
         with request_idempotency("no"):
             pass
+
+
+@pytest.mark.parametrize("setting, value", [("retry_on", (ConnectionError,)), ("retry_on", ConnectionError),
+                                            ("retry_on", "is_retryable"), ("budget", 0.2), ("budget", {"percent": 20}),
+                                            ("backoff", 0.1)])
+def test_retry_settings_are_type_checked_when_built(setting, value):
+    """They used to fail only at the first retry (a TypeError deep in the loop)."""
+    with pytest.raises(ParameterError, match=setting):
+        Retry(3, **{setting: value})

@@ -22,6 +22,7 @@ import random
 from collections.abc import Callable
 
 from workbook.core.clock import LoopClock
+from workbook.core.errors import ParameterError
 from workbook.core.params import check_int, check_number
 from workbook.resilience.backoff import Backoff
 from workbook.resilience.budget import RetryBudget
@@ -30,12 +31,21 @@ from workbook.resilience.errors import RetryBudgetExhaustedError, is_retryable, 
 
 
 class Retry:
+    """Keyword settings, each checked when built (``ParameterError`` naming it)."""
+
     def __init__(self, max_attempts: int = 3, backoff: Backoff | None = None, *,
                  retry_on: Callable[[BaseException], bool] = is_retryable, budget: RetryBudget | None = None,
                  max_retry_after: float | None = 60.0, clock=None, rng: random.Random | None = None,
                  listeners=()):
         self.max_attempts = check_int("max_attempts", max_attempts, minimum=1)
         self.backoff = backoff if backoff is not None else Backoff()
+        if not isinstance(self.backoff, Backoff):
+            raise ParameterError("backoff", backoff, "a Backoff(initial, multiplier, cap, jitter) or None")
+        # checked here, not at the first retry (which may come long after, in production)
+        if not callable(retry_on) or isinstance(retry_on, type):
+            raise ParameterError("retry_on", retry_on, "a predicate exception -> bool, such as is_retryable")
+        if budget is not None and not isinstance(budget, RetryBudget):
+            raise ParameterError("budget", budget, "a RetryBudget or None")
         self.retry_on = retry_on
         self.budget = budget
         self.max_retry_after = None if max_retry_after is None else check_number(
