@@ -5,7 +5,9 @@ Measured in the same run, on the same trivial function (returns a constant):
 * breaker: ``CircuitBreaker.call`` in CLOSED (count window of 100, resilience4j defaults,
   ``WallClock``; with the default ``LoopClock`` outside a loop it costs more, see the
   table) against ``pybreaker.CircuitBreaker.call`` (defaults, in-memory storage).
-  Target: ours at most 0.5x pybreaker's overhead.
+  Target: ours at most 0.3x pybreaker's overhead (issue 8 point 4), reached through the
+  window's public ``record`` and the clock's public ``now`` / ``reader`` (no copied window
+  internals, no private asyncio call).
 * retry: a successful call through ``Retry.call`` (3 attempts, full-jitter backoff,
   ``is_retryable``) against ``tenacity.Retrying`` configured alike
   (``stop_after_attempt(3)``, ``wait_random_exponential``, ``retry_if_exception(is_retryable)``).
@@ -16,6 +18,7 @@ the best of several repeats (``timeit`` style), so noise from other processes in
 rarely and only upwards.
 """
 
+import asyncio
 import time
 
 import pybreaker
@@ -61,7 +64,17 @@ def measure(repeats=REPEATS) -> dict[str, float]:
         for name, fn in candidates.items():
             best[name] = min(best[name], per_call(fn, N if name != "tenacity" else N // 5))
     bare = best.pop("bare")
-    return {"bare": bare, **{name: value - bare for name, value in best.items()}}
+    out = {"bare": bare, **{name: value - bare for name, value in best.items()}}
+    out["ours_inloop"] = asyncio.run(_in_loop(repeats)) - bare
+    return out
+
+
+async def _in_loop(repeats) -> float:
+    """Best time per call with the default LoopClock while a loop runs (the breaker then
+    reads ``loop.time``, resolved once per call through ``LoopClock.reader``)."""
+    breaker = CircuitBreaker("bench-inloop")
+    call = lambda: breaker.call(target)  # noqa: E731
+    return min(per_call(call) for _ in range(repeats))
 
 
 def run() -> str:
@@ -77,14 +90,30 @@ def run() -> str:
         "",
         "| component | overhead per call | ratio | target | met |",
         "|---|---:|---:|---:|:-:|",
-        f"| `CircuitBreaker.call` (CLOSED, WallClock) | {us['ours']:.3f} µs | {b_ratio:.2f}x pybreaker | <= 0.5x | "
-        f"{'yes' if b_ratio <= 0.5 else 'NO'} |",
+        f"| `CircuitBreaker.call` (CLOSED, WallClock) | {us['ours']:.3f} µs | {b_ratio:.2f}x pybreaker | <= 0.3x | "
+        f"{'yes' if b_ratio <= 0.3 else 'NO'} |",
         f"| `CircuitBreaker.call` (CLOSED, default LoopClock outside a loop) | {us['ours_loopclock']:.3f} µs | "
         f"{m['ours_loopclock'] / m['pybreaker']:.2f}x pybreaker | | |",
+        f"| `CircuitBreaker.call` (CLOSED, default LoopClock inside a running loop) | {us['ours_inloop']:.3f} µs | "
+        f"{m['ours_inloop'] / m['pybreaker']:.2f}x pybreaker | | |",
         f"| `pybreaker.CircuitBreaker.call` (CLOSED) | {us['pybreaker']:.3f} µs | 1 | | |",
         f"| `Retry.call` (success at first try) | {us['retry']:.3f} µs | {r_ratio:.3f}x tenacity | <= 0.1x | "
         f"{'yes' if r_ratio <= 0.1 else 'NO'} |",
         f"| `tenacity.Retrying` (success at first try) | {us['tenacity']:.3f} µs | 1 | | |",
+        "",
+        "How the breaker gets there without breaking an abstraction: the CLOSED fast path caches the clock's",
+        "bound `now` (`WallClock.now` *is* `time.monotonic`), records through `CountWindow.record(code)`,",
+        "which answers whether a threshold may have been reached, and takes the breaker's lock only then;",
+        "the window's common case (full, a fast success replacing one) takes no lock at all (its slot comes",
+        "from `next()` on an `itertools.cycle`, atomic under the GIL). Measured with `timeit` on the pieces:",
+        "call and argument passing ~65 ns, two clock readings ~90 ns, `record` ~70 ns, the rest attribute reads.",
+        "",
+        "Remaining cost with the default `LoopClock`: `LoopClock.reader()` resolves the running loop through",
+        "the public `asyncio.get_running_loop()`, ~200 ns per call here inside a loop (CPython 3.11 checks",
+        "the process id on every lookup) and ~210-350 ns outside one (the `RuntimeError` it raises), plus",
+        "`loop.time()` being a Python method (~60 ns per reading, two readings). The private",
+        "`asyncio._get_running_loop` the breaker used before is no longer called; for speed outside a loop,",
+        "pass `clock=WallClock()`.",
         "",
     ]
     return "\n".join(lines)

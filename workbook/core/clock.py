@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from asyncio import get_running_loop  # public; bound here to save a lookup per reading
 from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
@@ -58,7 +59,7 @@ class LoopClock:
 
     def now(self) -> float:
         try:
-            return asyncio.get_running_loop().time()
+            return get_running_loop().time()
         except RuntimeError:  # no running loop
             return time.monotonic()
 
@@ -67,7 +68,7 @@ class LoopClock:
         ``time``, or ``time.monotonic`` outside a loop. Valid while the caller stays on
         that loop (one call; do not keep it)."""
         try:
-            return asyncio.get_running_loop().time
+            return get_running_loop().time
         except RuntimeError:
             return time.monotonic
 

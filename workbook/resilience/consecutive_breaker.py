@@ -1,4 +1,6 @@
-"""The seed's breaker, rebuilt for comparison: it counts *consecutive* failures only.
+"""``ConsecutiveFailureBreaker``: the source article's naive circuit breaker (the "seed"),
+rebuilt for comparison with ``CircuitBreaker``. Not a resilience4j breaker and not meant
+for use: it counts *consecutive* failures only, and its defects are what chapter 2 shows.
 
 Behaviour (what the seed's listing does, reimplemented here so its defects can be shown):
 
@@ -25,6 +27,8 @@ from workbook.resilience.errors import CallNotPermittedError
 
 
 class ConsecutiveFailureBreaker:
+    """The source article's naive breaker (see the module doc); keyword settings, checked when built."""
+
     def __init__(self, name: str = "seed-breaker", *, failure_threshold: int = 5, recovery_timeout: float = 60.0,
                  success_threshold: int = 3, clock=None):
         self.name = name
