@@ -102,45 +102,65 @@ def search(history: History | Iterable[Operation], *, initial: Any = None, max_s
         if not o.pending:
             required |= 1 << i
     seen: set[tuple[int, Any]] = set()
-    best: tuple[int, tuple[int, ...], Any] = (-1, (), initial)
-    # explicit stack of (placed mask, state, order so far)
-    stack: list[tuple[int, Any, tuple[int, ...]]] = [(0, initial, ())]
+    best: tuple[int, Any, Any] = (-1, None, initial)
+    # explicit stack of (placed mask, state, order so far as a linked list (i, rest), its length)
+    stack: list[tuple[int, Any, Any, int]] = [(0, initial, None, 0)]
     while stack:
-        mask, state, order = stack.pop()
+        mask, state, order, depth = stack.pop()
         if mask & required == required:
-            return SearchResult(True, tuple(ops[i] for i in order), explored=len(seen))
+            return SearchResult(True, tuple(ops[i] for i in _unlink(order)), explored=len(seen))
         key = (mask, _hashable(state))
         if key in seen:
             continue
         seen.add(key)
         if len(seen) > max_states:
             return SearchResult(None, explored=len(seen))
-        if len(order) > best[0]:
-            best = (len(order), order, state)
-        # minimal unplaced operations: invoked before every unplaced operation's completion
-        horizon = min((comp[i] for i in range(n) if not mask >> i & 1), default=INF)
+        if depth > best[0]:
+            best = (depth, order, state)
         children = []
-        for i in range(n):
-            if inv[i] > horizon:
-                break
-            if mask >> i & 1:
-                continue
+        for i in _minimal(mask, inv, comp, n):
             ok, nxt = _step(state, ops[i])
             if ok:
-                children.append((mask | 1 << i, nxt, order + (i,)))
+                children.append((mask | 1 << i, nxt, (i, order), depth + 1))
         stack.extend(reversed(children))   # try in invocation order
-    count, order, state = best
+    _, order, state = best
+    placed_order = _unlink(order)
     placed = 0
-    for i in order:
+    for i in placed_order:
         placed |= 1 << i
-    horizon = min((comp[i] for i in range(n) if not placed >> i & 1), default=INF)
-    blocked = tuple(_why(state, ops[i]) for i in range(n)
-                    if not placed >> i & 1 and inv[i] <= horizon and not _step(state, ops[i])[0])
+    blocked = tuple(_why(state, ops[i]) for i in _minimal(placed, inv, comp, n) if not _step(state, ops[i])[0])
     if not blocked:
         blocked = ("every order that places the next operation fails later (see the order above)",)
     remaining = sum(1 for i in range(n) if not placed >> i & 1 and not ops[i].pending)
-    cex = Counterexample(tuple(ops[i] for i in order), state, blocked, remaining)
+    cex = Counterexample(tuple(ops[i] for i in placed_order), state, blocked, remaining)
     return SearchResult(False, counterexample=cex, explored=len(seen))
+
+
+def _minimal(mask: int, inv: list, comp: list, n: int) -> list[int]:
+    """Unplaced operations that no other unplaced operation precedes (ops sorted by invocation).
+
+    One scan from the first unplaced operation: the running minimum completion among the
+    unplaced is the horizon; once an invocation lies beyond it, so do all later ones, and
+    their completions cannot lower it.
+    """
+    i = (~mask & (mask + 1)).bit_length() - 1   # lowest unplaced index
+    horizon = INF
+    seen = []
+    while i < n and inv[i] <= horizon:
+        if not mask >> i & 1:
+            if comp[i] < horizon:
+                horizon = comp[i]
+            seen.append(i)
+        i += 1
+    return [i for i in seen if inv[i] <= horizon]
+
+
+def _unlink(order) -> list[int]:
+    out = []
+    while order is not None:
+        i, order = order
+        out.append(i)
+    return out[::-1]
 
 
 def _hashable(value: Any) -> Any:
