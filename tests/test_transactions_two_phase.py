@@ -137,6 +137,8 @@ def test_bad_input_names_the_field():
         TwoPhaseSystem([])
     with pytest.raises(ParameterError, match=r"participants\['payments'\]"):
         run_transactions(P, [("t1", {"payments": {"alice": 1.5}})])
+    with pytest.raises(ParameterError, match="participants.*shipping"):
+        run_transactions(P, [("t1", {"shipping": {"box": 1}})])
     with pytest.raises(ParameterError, match="crash point"):
         CrashPlan({"coordinator.lunch": 1.0})
     with pytest.raises(ParameterError, match="protocol"):

@@ -3,7 +3,7 @@
 A client writes to the primary and reads from a replica to spread the load; right after
 a write the replica may not have the change yet, and the client sees its own write
 vanish (a stale read). A ``Session`` remembers the change ``seq`` of the client's last
-write (or of the freshest version it has read). ``ReadYourWrites.get`` reads the replica
+write. ``ReadYourWrites.get`` reads the replica
 when ``replica.applied_seq >= session.seen`` and otherwise the primary: the client never
 sees older data than it has already written or seen, and the primary serves only those
 reads that would have been stale. ``enabled=False`` always reads the replica, for
@@ -22,7 +22,7 @@ from workbook.storage.replica import Replica
 
 @dataclass
 class Session:
-    """One client's consistency token: the highest change seq it has written or read."""
+    """One client's consistency token: the change seq of its latest write."""
 
     seen: int = 0
 

@@ -21,6 +21,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from workbook.core.errors import ParameterError
 from workbook.core.params import check_choice, check_number
 from workbook.core.simnet import SimNetwork
 from workbook.core.verdict import Verdict
@@ -48,7 +49,6 @@ class TwoPhaseSystem:
                  vote_timeout: float = 0.5, decision_timeout: float = 1.0, retry: float = 0.5):
         participants = list(participants)
         if not participants:
-            from workbook.core.errors import ParameterError
             raise ParameterError("participants", participants, "at least one participant name")
         self.protocol = check_choice("protocol", protocol, PROTOCOLS)
         self.plan = plan or CrashPlan()
@@ -130,6 +130,9 @@ class TwoPhaseSystem:
         """One transaction from the client's side: its outcome; ``"unknown"`` if the coordinator died during it,
         ``"refused"`` if it was down already (then nothing happened)."""
         check_work(work)
+        unknown = sorted(set(work) - set(self.names))
+        if unknown:
+            raise ParameterError("participants", unknown, f"names of this system's participants {self.names}")
         if self.net.services["coordinator"].is_down:
             self._trace("client", "coordinator down: refused", tx)
             return "refused"
