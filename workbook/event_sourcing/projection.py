@@ -7,10 +7,11 @@ continues where it stopped.
 
 The one rule that makes it exact: **apply the events and move the checkpoint in the same
 SQLite transaction** (a batch of up to ``batch`` events per transaction). Then a crash
-anywhere between the two loses both, and the events are applied again, once, on restart. With ``checkpoint="separate"`` (the naive way) the event
-is committed first and the checkpoint after it; a crash in between applies the event a
-second time on restart: a counter counts it twice. ``crash_after`` injects that crash
-(after applying the event at a given position, before its checkpoint is written).
+anywhere between the two loses both, and the events are applied again, once, on restart.
+With ``checkpoint="separate"`` (the naive way) the event is committed first and the
+checkpoint after it; a crash in between applies the event a second time on restart: a
+counter counts it twice. ``crash_after`` injects that crash (after applying the event at
+a given position, before its checkpoint is written).
 
 ``rebuild()`` drops the read model and replays from position 1: a projection can always
 be thrown away and recomputed (after a bug fix, or a new shape). Events pass through the
@@ -68,7 +69,8 @@ class OrderSummaryProjection(Projection):
         d = event.data
         if event.type == "OrderPlaced":
             total = sum(i["qty"] * i["unit_price_cents"] for i in d["items"])
-            conn.execute("INSERT OR REPLACE INTO orders VALUES (?, ?, 'placed', ?)", (order_id, d["customer_id"], total))
+            conn.execute("INSERT OR REPLACE INTO orders VALUES (?, ?, 'placed', ?)",
+                         (order_id, d["customer_id"], total))
             conn.execute("INSERT INTO customers(customer_id, orders) VALUES (?, 1) ON CONFLICT(customer_id) "
                          "DO UPDATE SET orders = orders + 1", (d["customer_id"],))
         elif event.type == "ItemAdded":

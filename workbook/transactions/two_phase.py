@@ -37,7 +37,6 @@ import asyncio
 import json
 import sqlite3
 from collections.abc import Callable
-from typing import Any
 
 from workbook.core.errors import ParameterError
 from workbook.core.simnet import Request, SimNetwork
