@@ -145,3 +145,41 @@ def test_stale_read_probability():
     assert loose[0] > 0.1 and loose[0] > loose[1] > loose[2]
     with pytest.raises(ParameterError, match="'t'"):
         stale_read_probability(Quorum(3, 1, 1), -1)
+
+
+@settings(max_examples=10, deadline=None)
+@given(st.integers(0, 10_000))
+def test_abd_stays_linearizable_when_replicas_go_down_and_operations_time_out(seed):
+    """Operations that miss their quorum stay pending in the history; the checker treats them as maybe-happened."""
+    async def main():
+        net = SimNetwork(seed, latency={"kind": "exponential", "mean": 0.02})
+        reg = ReplicatedRegister(net, Quorum(3, 2, 2), mode="abd", timeout=0.3)
+        rng = stream(seed, "workload")
+        values = iter(range(1, 10**6))
+
+        async def client(name):
+            c = reg.client(name)
+            for _ in range(10):
+                await asyncio.sleep(rng.expovariate(50))
+                try:
+                    if rng.random() < 0.4:
+                        await c.write(next(values))
+                    else:
+                        await c.read()
+                except QuorumUnavailable:
+                    pass
+
+        async def faults():
+            for _ in range(5):
+                await asyncio.sleep(rng.expovariate(5))
+                victim = rng.choice(reg.replicas)
+                net.down(victim)
+                await asyncio.sleep(rng.expovariate(5))
+                net.up(victim)
+
+        await asyncio.gather(faults(), *(client(f"c{i}") for i in range(4)))
+        await asyncio.sleep(2)
+        return reg
+
+    reg = run_virtual(main())
+    assert check_linearizable(reg.history).passed
