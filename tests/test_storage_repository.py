@@ -129,3 +129,15 @@ def test_naive_synchronizer_swallows_errors_and_uses_the_last_rules_level():
     assert not strong_done            # the "strong" rule was not waited for: the last rule was eventual
     assert billed is not None         # it did complete later, in the background
     assert crm_copy is None and errors == 1   # the crm copy silently never happened
+
+
+def test_another_connection_cannot_write_behind_the_repositorys_back(tmp_path):
+    import sqlite3
+    path = str(tmp_path / "users.sqlite")
+    repo = Repository(path, service="users")
+    repo.save("u1", {"name": "Ada"}, expected_version=0)
+    intruder = sqlite3.connect(path)
+    with pytest.raises(sqlite3.OperationalError, match="wb_now"):
+        intruder.execute("UPDATE records SET data = '{}' WHERE id = 'u1'")
+    intruder.close()
+    assert repo.get("u1").data == {"name": "Ada"}

@@ -14,7 +14,10 @@ Invariants:
   changes nothing stored, and every ``get`` returns fresh objects.
 * With ``capture_changes=True`` (the default) triggers append every insert, update and
   delete to a ``changes`` table in the same transaction (change data capture, see ``cdc``):
-  a change is recorded if and only if the write committed, in commit order.
+  a change is recorded if and only if the write committed, in commit order. The
+  triggers stamp each change with ``wb_now()``, a SQL function this repository registers
+  on its connection (its clock): another connection writing the file directly fails,
+  which is the point of a database per service.
 """
 
 from __future__ import annotations
