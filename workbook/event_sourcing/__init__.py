@@ -6,5 +6,11 @@ builds aggregates and projections on it.
 
 from workbook.event_sourcing.event_store import (ConcurrencyConflict, ExpectedVersionFromFuture, InMemoryEventStore,
                                                  NewEvent)
+from workbook.event_sourcing.aggregate import InvariantViolation, Order, OrderNotFound, OrderRepository
+from workbook.event_sourcing.projection import OrderSummaryProjection, Projection, ProjectionCrash, ProjectionRunner
+from workbook.event_sourcing.upcasting import UnknownEventType, UnknownEventVersion, Upcaster, order_upcaster
 
-__all__ = ["ConcurrencyConflict", "ExpectedVersionFromFuture", "InMemoryEventStore", "NewEvent"]
+__all__ = ["ConcurrencyConflict", "ExpectedVersionFromFuture", "InMemoryEventStore", "NewEvent",
+           "InvariantViolation", "Order", "OrderNotFound", "OrderRepository",
+           "OrderSummaryProjection", "Projection", "ProjectionCrash", "ProjectionRunner",
+           "UnknownEventType", "UnknownEventVersion", "Upcaster", "order_upcaster"]
