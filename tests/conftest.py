@@ -9,6 +9,9 @@ import os
 
 import pytest
 
+# Fixtures for other servers (etcd, nginx, prometheus...) live in tests/fixtures/<name>.py,
+# one module per server; the root conftest.py loads them all. missing_service is shared.
+
 from workbook.core.external import INSTALL_HINTS, RedisServer, ServiceUnavailable
 
 
