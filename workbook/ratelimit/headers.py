@@ -15,7 +15,7 @@ import math
 import re
 
 from workbook.core.errors import ParameterError
-from workbook.ratelimit.policy import Decision, RateLimitPolicy
+from workbook.ratelimit.policy import RateLimitDecision, RateLimitPolicy
 
 _TOKEN = re.compile(r"^[\x20-\x7e]*$")
 
@@ -46,13 +46,13 @@ def ratelimit_policy_header(*policies: RateLimitPolicy, partition_key: str | byt
                      for p in policies)
 
 
-def ratelimit_header(policy: RateLimitPolicy, decision: Decision, *, partition_key: str | bytes | None = None) -> str:
+def ratelimit_header(policy: RateLimitPolicy, decision: RateLimitDecision, *, partition_key: str | bytes | None = None) -> str:
     """``RateLimit`` for one decision under ``policy``."""
     return (f"{_sf_string(policy.name)};r={max(0, decision.remaining)};t={_seconds(decision.reset_after)}"
             f"{_pk(partition_key)}")
 
 
-def ratelimit_headers(policy: RateLimitPolicy, decision: Decision, *,
+def ratelimit_headers(policy: RateLimitPolicy, decision: RateLimitDecision, *,
                       partition_key: str | bytes | None = None) -> dict[str, str]:
     """The fields a response carries: ``RateLimit-Policy`` and ``RateLimit`` always, and
     ``Retry-After`` (RFC 9110 section 10.2.3, delay-seconds) when the request was refused.

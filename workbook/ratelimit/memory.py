@@ -34,7 +34,7 @@ from collections import deque
 
 from workbook.core.clock import DEFAULT_CLOCK, Clock
 from workbook.core.params import check_int
-from workbook.ratelimit.policy import EPSILON, Decision, LimiterStats, RateLimitPolicy
+from workbook.ratelimit.policy import EPSILON, RateLimitDecision, LimiterStats, RateLimitPolicy
 
 
 class MemoryRateLimiter:
@@ -65,7 +65,7 @@ class MemoryRateLimiter:
     def _check_cost(self, cost) -> None:
         check_int("cost", cost, minimum=1, maximum=self._burst)
 
-    def hit(self, key: str, cost: int = 1) -> Decision:
+    def hit(self, key: str, cost: int = 1) -> RateLimitDecision:
         """Count ``cost`` units for ``key`` now and return the decision."""
         if cost != 1:
             self._check_cost(cost)
@@ -80,7 +80,7 @@ class MemoryRateLimiter:
             stats.rejected += 1
         return decision
 
-    async def decide(self, key: str, cost: int = 1) -> Decision:
+    async def decide(self, key: str, cost: int = 1) -> RateLimitDecision:
         """``hit`` for callers that await every backend."""
         return self.hit(key, cost)
 
@@ -89,7 +89,7 @@ class MemoryRateLimiter:
         with self._lock:
             self._state.clear()
 
-    def _decide(self, key, now, cost) -> Decision:  # pragma: no cover - overridden
+    def _decide(self, key, now, cost) -> RateLimitDecision:  # pragma: no cover - overridden
         raise NotImplementedError
 
     def __repr__(self):
@@ -108,9 +108,9 @@ class FixedWindowLimiter(MemoryRateLimiter):
         reset = (window + 1) * period - now
         count = state[1] + cost
         if count > limit:
-            return Decision(False, limit, max(0, limit - state[1]), reset, reset)
+            return RateLimitDecision(False, limit, max(0, limit - state[1]), reset, reset)
         state[1] = count
-        return Decision(True, limit, limit - count, reset, 0.0)
+        return RateLimitDecision(True, limit, limit - count, reset, 0.0)
 
 
 class SlidingLogLimiter(MemoryRateLimiter):
@@ -127,9 +127,9 @@ class SlidingLogLimiter(MemoryRateLimiter):
         n = len(log)
         if n + cost > limit:
             retry = log[n + cost - limit - 1] + period - now
-            return Decision(False, limit, max(0, limit - n), log[-1] + period - now, retry)
+            return RateLimitDecision(False, limit, max(0, limit - n), log[-1] + period - now, retry)
         log.extend([now] * cost)
-        return Decision(True, limit, limit - n - cost, period, 0.0)
+        return RateLimitDecision(True, limit, limit - n - cost, period, 0.0)
 
 
 class SlidingWindowLimiter(MemoryRateLimiter):
@@ -153,9 +153,9 @@ class SlidingWindowLimiter(MemoryRateLimiter):
             else:  # only in the next window, once this window's count decays
                 retry = (period - elapsed) + period * (1 - (limit - cost) / cur)
             reset = (period - elapsed) + (period if cur else 0.0)
-            return Decision(False, limit, max(0, math.floor(limit - estimate + EPSILON)), reset, max(0.0, retry))
+            return RateLimitDecision(False, limit, max(0, math.floor(limit - estimate + EPSILON)), reset, max(0.0, retry))
         state[1] = cur + cost
-        return Decision(True, limit, math.floor(limit - estimate - cost + EPSILON), 2 * period - elapsed, 0.0)
+        return RateLimitDecision(True, limit, math.floor(limit - estimate - cost + EPSILON), 2 * period - elapsed, 0.0)
 
 
 class TokenBucketLimiter(MemoryRateLimiter):
@@ -172,11 +172,11 @@ class TokenBucketLimiter(MemoryRateLimiter):
                 tokens = min(burst, tokens + (now - last) * rate)
                 last = now
         if tokens + EPSILON < cost:
-            return Decision(False, self._limit, math.floor(tokens + EPSILON), (burst - tokens) / rate,
+            return RateLimitDecision(False, self._limit, math.floor(tokens + EPSILON), (burst - tokens) / rate,
                             (cost - tokens) / rate)
         tokens -= cost
         self._state[key] = (tokens, last)
-        return Decision(True, self._limit, math.floor(tokens + EPSILON), (burst - tokens) / rate, 0.0)
+        return RateLimitDecision(True, self._limit, math.floor(tokens + EPSILON), (burst - tokens) / rate, 0.0)
 
 
 class LeakyBucketLimiter(MemoryRateLimiter):
@@ -193,11 +193,11 @@ class LeakyBucketLimiter(MemoryRateLimiter):
                 level = max(0.0, level - (now - last) * rate)
                 last = now
         if level + cost > burst + EPSILON:
-            return Decision(False, self._limit, max(0, math.floor(burst - level + EPSILON)), level / rate,
+            return RateLimitDecision(False, self._limit, max(0, math.floor(burst - level + EPSILON)), level / rate,
                             (level + cost - burst) / rate)
         level += cost
         self._state[key] = (level, last)
-        return Decision(True, self._limit, math.floor(burst - level + EPSILON), level / rate, 0.0)
+        return RateLimitDecision(True, self._limit, math.floor(burst - level + EPSILON), level / rate, 0.0)
 
 
 class GCRALimiter(MemoryRateLimiter):
@@ -211,9 +211,9 @@ class GCRALimiter(MemoryRateLimiter):
         new_tat = tat + interval * cost
         allow_at = new_tat - interval * self._burst
         if now + EPSILON < allow_at:
-            return Decision(False, self._limit, 0, tat - now, allow_at - now)
+            return RateLimitDecision(False, self._limit, 0, tat - now, allow_at - now)
         self._state[key] = new_tat
-        return Decision(True, self._limit, math.floor((now - allow_at) / interval + EPSILON), new_tat - now, 0.0)
+        return RateLimitDecision(True, self._limit, math.floor((now - allow_at) / interval + EPSILON), new_tat - now, 0.0)
 
 
 _BY_ALGORITHM = {cls.algorithm: cls for cls in (FixedWindowLimiter, SlidingLogLimiter, SlidingWindowLimiter,

@@ -1,12 +1,12 @@
 """What a rate limit is (``RateLimitPolicy``), whom it counts (``limit_key``) and what it
-answers (``Decision``).
+answers (``RateLimitDecision``).
 
 A policy is ``limit`` requests per ``period`` seconds, counted by one of six algorithms
-(``ALGORITHMS``). The three window algorithms admit at most ``limit`` per window; the three
+(``RATE_LIMIT_ALGORITHMS``). The three window algorithms admit at most ``limit`` per window; the three
 bucket algorithms refill at ``limit / period`` requests per second and hold at most
 ``burst`` (default ``limit``), so ``burst`` is how many may arrive at once.
 
-Every backend returns the same ``Decision``: ``allowed``, ``remaining`` (requests still
+Every backend returns the same ``RateLimitDecision``: ``allowed``, ``remaining`` (requests still
 admissible right now), ``reset_after`` (seconds until the quota is whole again, the
 ``t`` of the IETF ``RateLimit`` header) and ``retry_after`` (seconds until this request
 would have been admitted; 0 when it was), plus ``fail_mode`` when the backend was down
@@ -20,14 +20,14 @@ from dataclasses import dataclass
 from workbook.core.errors import ParameterError
 from workbook.core.params import check_choice, check_int, check_number
 
-ALGORITHMS = ("fixed_window", "sliding_log", "sliding_window", "token_bucket", "leaky_bucket", "gcra")
+RATE_LIMIT_ALGORITHMS = ("fixed_window", "sliding_log", "sliding_window", "token_bucket", "leaky_bucket", "gcra")
 """The six algorithms: fixed window, sliding log, sliding window counter, token bucket,
 leaky bucket as a meter, and GCRA (the generic cell rate algorithm)."""
 
 WINDOW_ALGORITHMS = ("fixed_window", "sliding_log", "sliding_window")
 BUCKET_ALGORITHMS = ("token_bucket", "leaky_bucket", "gcra")
-KEY_SCOPES = ("client", "route", "client+route")
-FAIL_MODES = ("open", "closed")
+LIMIT_KEY_SCOPES = ("client", "route", "client+route")
+LIMITER_FAIL_MODES = ("open", "closed")
 EPSILON = 1e-9
 """Slack in comparisons of fractional tokens and times, so that 0.1 + 0.2 tokens count as
 0.3 (the Lua scripts use the same value, so both backends decide alike)."""
@@ -49,7 +49,7 @@ class RateLimitPolicy:
     name: str = "default"
 
     def __post_init__(self):
-        check_choice("algorithm", self.algorithm, ALGORITHMS)
+        check_choice("algorithm", self.algorithm, RATE_LIMIT_ALGORITHMS)
         check_int("limit", self.limit, minimum=1)
         object.__setattr__(self, "period", check_number("period", self.period, minimum=0, min_exclusive=True))
         if self.burst is not None:
@@ -85,7 +85,7 @@ def limit_key(scope: str, *, client: str | None = None, route: str | None = None
     >>> limit_key("client+route", client="alice", route="/api/orders")
     'route=/api/orders|client=alice'
     """
-    check_choice("scope", scope, KEY_SCOPES)
+    check_choice("scope", scope, LIMIT_KEY_SCOPES)
     parts = []
     if scope in ("route", "client+route"):
         if not route:
@@ -98,7 +98,7 @@ def limit_key(scope: str, *, client: str | None = None, route: str | None = None
     return "|".join(parts)
 
 
-class Decision:
+class RateLimitDecision:
     """One rate-limit decision (see the module docstring for the fields' meaning)."""
 
     __slots__ = ("allowed", "limit", "remaining", "reset_after", "retry_after", "fail_mode")
@@ -119,13 +119,13 @@ class Decision:
         return {name: getattr(self, name) for name in self.__slots__}
 
     def __eq__(self, other):
-        return isinstance(other, Decision) and self.as_dict() == other.as_dict()
+        return isinstance(other, RateLimitDecision) and self.as_dict() == other.as_dict()
 
     __hash__ = None
 
     def __repr__(self):
         fields = ", ".join(f"{k}={v!r}" for k, v in self.as_dict().items() if k != "fail_mode" or v)
-        return f"Decision({fields})"
+        return f"RateLimitDecision({fields})"
 
 
 @dataclass

@@ -42,7 +42,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from workbook.core.clock import Clock
 from workbook.core.params import check_choice, check_int, check_number
-from workbook.ratelimit.policy import EPSILON, FAIL_MODES, Decision, LimiterStats, RateLimitPolicy
+from workbook.ratelimit.policy import EPSILON, LIMITER_FAIL_MODES, RateLimitDecision, LimiterStats, RateLimitPolicy
 
 LOGGER = logging.getLogger("workbook.ratelimit")
 
@@ -182,7 +182,7 @@ class RedisRateLimiter:
         self.client = client
         self.policy = policy
         self.clock = clock
-        self.on_error = check_choice("on_error", on_error, FAIL_MODES)
+        self.on_error = check_choice("on_error", on_error, LIMITER_FAIL_MODES)
         self.retry_after_on_error = check_number("retry_after_on_error", retry_after_on_error, minimum=0)
         self.logger = logger
         self.prefix = f"{prefix}:{policy.algorithm}:{policy.name}:"
@@ -190,7 +190,7 @@ class RedisRateLimiter:
         self._script = client.register_script(_PRELUDE + SCRIPTS[policy.algorithm])
         self._fixed_args = (policy.limit, repr(policy.period), policy.capacity)
 
-    async def decide(self, key: str, cost: int = 1) -> Decision:
+    async def decide(self, key: str, cost: int = 1) -> RateLimitDecision:
         """One atomic decision for ``key`` (one round trip)."""
         if cost != 1:
             check_int("cost", cost, minimum=1, maximum=self.policy.capacity)
@@ -205,21 +205,21 @@ class RedisRateLimiter:
             return self._backend_down(key, exc)
         if allowed:
             stats.allowed += 1
-            return Decision(True, limit, int(remaining), float(reset), 0.0)
+            return RateLimitDecision(True, limit, int(remaining), float(reset), 0.0)
         stats.rejected += 1
-        return Decision(False, limit, int(remaining), float(reset), float(retry))
+        return RateLimitDecision(False, limit, int(remaining), float(reset), float(retry))
 
-    def _backend_down(self, key: str, exc: BaseException) -> Decision:
+    def _backend_down(self, key: str, exc: BaseException) -> RateLimitDecision:
         stats = self.stats
         stats.backend_errors += 1
         if self.on_error == "open":
             stats.failed_open += 1
             stats.allowed += 1
-            decision = Decision(True, self.policy.limit, 0, 0.0, 0.0, fail_mode="open")
+            decision = RateLimitDecision(True, self.policy.limit, 0, 0.0, 0.0, fail_mode="open")
         else:
             stats.failed_closed += 1
             stats.rejected += 1
-            decision = Decision(False, self.policy.limit, 0, self.retry_after_on_error, self.retry_after_on_error,
+            decision = RateLimitDecision(False, self.policy.limit, 0, self.retry_after_on_error, self.retry_after_on_error,
                                 fail_mode="closed")
         self.logger.warning("rate limiter %s: Redis unavailable (%s: %s); failing %s for key %r (%d backend errors so far)",
                             self.policy.algorithm, type(exc).__name__, exc, self.on_error, key, stats.backend_errors)
