@@ -7,7 +7,7 @@ from collections import Counter
 
 import pytest
 
-from workbook.balancing import (ALGORITHMS, Backend, LeastConnections, LeastRequest, Maglev, NaiveLeastConnections,
+from workbook.balancing import (BALANCERS, Backend, LeastConnections, LeastRequest, Maglev, NaiveLeastConnections,
                                 NoBackendAvailable, PENALTY, PeakEwma, RandomBalancer, RingHash, RoundRobin,
                                 SmoothWeightedRoundRobin, UnbalancedFinish, make_balancer)
 from workbook.core import ManualClock, ParameterError, WorkbookError
@@ -256,11 +256,11 @@ def test_unknown_algorithm_and_option_are_named():
     with pytest.raises(ParameterError, match="'options.choices'.*choice_count"):
         make_balancer("least_request", ["a"], choices=3)
     assert isinstance(make_balancer("maglev", ["a"], table_size=5), Maglev)
-    assert sorted(ALGORITHMS) == sorted({"round_robin", "weighted_round_robin", "random", "least_connections",
+    assert sorted(BALANCERS) == sorted({"round_robin", "weighted_round_robin", "random", "least_connections",
                                          "naive_least_connections", "least_request", "peak_ewma", "ring_hash", "maglev"})
 
 
-@pytest.mark.parametrize("algorithm", sorted(ALGORITHMS))
+@pytest.mark.parametrize("algorithm", sorted(BALANCERS))
 def test_negative_weight_is_refused_naming_the_field(algorithm):
     with pytest.raises(ParameterError, match=r"'backends\[1\]\.weight' = -1.*>= 0") as err:
         make_balancer(algorithm, [Backend("a"), Backend("b", -1)])

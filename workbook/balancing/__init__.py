@@ -12,7 +12,7 @@ compares them, the gateway (chapter 6) and the mesh (chapter 7) reuse them.
 * ``peak_ewma``: ``PeakEwma`` (Finagle / Linkerd);
 * ``ring_hash``: ``RingHash`` (Envoy's ketama ring); ``maglev``: ``Maglev`` (Eisenbud et
   al. 2016); both route a key to the same backend while the set is unchanged;
-* ``factory``: ``make_balancer(name, backends, **options)`` and ``ALGORITHMS``;
+* ``factory``: ``make_balancer(name, backends, **options)`` and ``BALANCERS``;
 * ``nginx``: ``NginxUpstream``, the nginx server-side configuration (rendered from
   ``data/discovery/nginx_upstream.conf``), and the access-log parser;
 * ``base``: ``Backend``, ``LoadBalancer`` and the errors.
@@ -20,7 +20,7 @@ compares them, the gateway (chapter 6) and the mesh (chapter 7) reuse them.
 
 from workbook.balancing.base import (Backend, BalancingError, LoadBalancer, NoBackendAvailable, UnbalancedFinish,
                                      as_backends)
-from workbook.balancing.factory import ALGORITHMS, HASH_ALGORITHMS, make_balancer
+from workbook.balancing.factory import BALANCERS, HASH_BALANCERS, make_balancer
 from workbook.balancing.hashing import hash64
 from workbook.balancing.least_connections import LeastConnections, NaiveLeastConnections
 from workbook.balancing.least_request import LeastRequest
@@ -30,7 +30,7 @@ from workbook.balancing.ring_hash import RingHash
 from workbook.balancing.round_robin import RandomBalancer, RoundRobin, SmoothWeightedRoundRobin
 
 __all__ = [
-    "ALGORITHMS", "Backend", "BalancingError", "HASH_ALGORITHMS", "LeastConnections", "LeastRequest", "LoadBalancer",
+    "BALANCERS", "Backend", "BalancingError", "HASH_BALANCERS", "LeastConnections", "LeastRequest", "LoadBalancer",
     "Maglev", "NaiveLeastConnections", "NoBackendAvailable", "PENALTY", "PeakEwma", "RandomBalancer", "RingHash",
     "RoundRobin", "SmoothWeightedRoundRobin", "UnbalancedFinish", "as_backends", "hash64", "make_balancer",
 ]

@@ -14,13 +14,13 @@ from workbook.balancing.round_robin import RandomBalancer, RoundRobin, SmoothWei
 from workbook.core.errors import ParameterError
 
 #: algorithm name -> class; every class's ``algorithm`` attribute is its name here
-ALGORITHMS: dict[str, type[LoadBalancer]] = {
+BALANCERS: dict[str, type[LoadBalancer]] = {
     cls.algorithm: cls for cls in (RoundRobin, SmoothWeightedRoundRobin, RandomBalancer, LeastConnections,
                                    NaiveLeastConnections, LeastRequest, PeakEwma, RingHash, Maglev)
 }
 
 #: the algorithms that route by a request key (affinity) rather than by load
-HASH_ALGORITHMS = frozenset({"ring_hash", "maglev"})
+HASH_BALANCERS = frozenset({"ring_hash", "maglev"})
 
 
 def make_balancer(algorithm: str, backends=(), **options) -> LoadBalancer:
@@ -28,9 +28,9 @@ def make_balancer(algorithm: str, backends=(), **options) -> LoadBalancer:
 
     An unknown name or option is a ``ParameterError`` naming it and listing what exists.
     """
-    cls = ALGORITHMS.get(algorithm) if isinstance(algorithm, str) else None
+    cls = BALANCERS.get(algorithm) if isinstance(algorithm, str) else None
     if cls is None:
-        raise ParameterError("algorithm", algorithm, "one of " + ", ".join(repr(a) for a in ALGORITHMS))
+        raise ParameterError("algorithm", algorithm, "one of " + ", ".join(repr(a) for a in BALANCERS))
     accepted = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "backends")]
     for name in options:
         if name not in accepted:
