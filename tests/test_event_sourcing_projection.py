@@ -146,3 +146,15 @@ def test_runner_bad_input():
         ProjectionRunner(OrderSummaryProjection(), InMemoryEventStore(), checkpoint="sometimes")
     with pytest.raises(ParameterError, match="store"):
         ProjectionRunner(OrderSummaryProjection(), {})
+
+
+def test_step_applies_one_batch_at_a_time():
+    store = InMemoryEventStore()
+    shop_history(store, PLAN)
+    r = ProjectionRunner(OrderSummaryProjection(), store, batch=5)
+    sizes = []
+    while events := r.step():
+        sizes.append(len(events))
+        assert r.position == events[-1].position
+    assert sizes == [5, 5, 2] and r.lag() == 0
+    assert OrderSummaryProjection.customers(r.conn) == EXPECTED_CUSTOMERS

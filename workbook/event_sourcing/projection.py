@@ -133,15 +133,25 @@ class ProjectionRunner:
         """Apply every event after the checkpoint; the number applied. May raise ``ProjectionCrash``."""
         done = 0
         while True:
-            events = self.store.read_all(self.position + 1, self.batch)
+            events = self.step()
             if not events:
                 return done
+            done += len(events)
+
+    def step(self) -> list[RecordedEvent]:
+        """Apply at most one batch (``batch`` events) after the checkpoint; the events applied.
+
+        For a caller that paces the projection itself (a poller in virtual time that
+        measures the lag). May raise ``ProjectionCrash``.
+        """
+        events = self.store.read_all(self.position + 1, self.batch)
+        if events:
             if self.mode == "atomic":
                 self._apply_batch(events)
             else:
                 for ev in events:
                     self._apply_separately(ev)
-            done += len(events)
+        return events
 
     def _apply_batch(self, events: list[RecordedEvent]) -> None:
         """A batch of events and the checkpoint after the last one: one transaction, all or nothing."""
