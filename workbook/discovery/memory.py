@@ -12,7 +12,9 @@ renewed for ``ttl`` seconds is removed, unless Eureka's self-preservation holds 
 the number of clients expected to renew; the threshold is
 ``int(expected * renewal_window / expected_renewal_interval * renewal_percent_threshold)``;
 expiry is enabled only while the renewals counted in the last window exceed it.
-Eureka counts the last *complete* minute; this counts a sliding window of the same length.
+Like Eureka's ``MeasuredRate``, renewals are counted in consecutive buckets of
+``renewal_window`` seconds from the registry's start, and the decision reads the last
+*complete* bucket (so a freshly started registry holds expiry for its first window).
 
 ``set_reachable(False)`` makes every client call fail with ``RegistryUnavailable`` (the
 client's connection to the registry lost), to exercise resolvers.
@@ -22,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections import deque
 from dataclasses import dataclass
 
 from workbook.core.clock import DEFAULT_CLOCK, Clock
@@ -56,7 +57,9 @@ class InMemoryRegistry(Registry):
         self._leases: dict[int, _Entry] = {}
         self._lease_ids = itertools.count(1)
         self._changed: dict[str, asyncio.Event] = {}
-        self._renewals: deque[float] = deque()
+        self._bucket_start: float | None = None
+        self._bucket_count = 0
+        self._last_bucket_count = 0
         self.expected_clients = 0
         self.reachable = True
         self.evicted: list[tuple[float, str, str]] = []
@@ -66,6 +69,7 @@ class InMemoryRegistry(Registry):
     # lifecycle -------------------------------------------------------------
     async def start(self) -> "InMemoryRegistry":
         if self._task is None:
+            self._bucket_start = self.clock.now()
             self._task = asyncio.ensure_future(self._evict_loop())
         return self
 
@@ -110,7 +114,8 @@ class InMemoryRegistry(Registry):
             raise LeaseExpired(lease.lease_id)
         now = self.clock.now()
         entry.last_renewal = now
-        self._renewals.append(now)
+        self._roll(now)
+        self._bucket_count += 1
 
     async def deregister(self, service: str, instance_id: str) -> bool:
         check_name("service", service)
@@ -160,11 +165,20 @@ class InMemoryRegistry(Registry):
         return self._snapshot(service)
 
     # expiry and self-preservation -------------------------------------------
+    def _roll(self, now: float) -> None:
+        if self._bucket_start is None:
+            self._bucket_start = now
+        window = self.config.renewal_window
+        if now >= self._bucket_start + window:
+            passed = int((now - self._bucket_start) // window)
+            self._last_bucket_count = self._bucket_count if passed == 1 else 0
+            self._bucket_count = 0
+            self._bucket_start += passed * window
+
     def renewals_in_window(self, now: float | None = None) -> int:
-        now = self.clock.now() if now is None else now
-        while self._renewals and self._renewals[0] <= now - self.config.renewal_window:
-            self._renewals.popleft()
-        return len(self._renewals)
+        """Renewals counted in the last complete window (Eureka's ``getNumOfRenewsInLastMin``)."""
+        self._roll(self.clock.now() if now is None else now)
+        return self._last_bucket_count
 
     def renewal_threshold(self) -> int:
         c = self.config
