@@ -1,0 +1,36 @@
+"""The service mesh of chapter 7: Istio configuration as data, checked and executed.
+
+* ``resources``: Istio resources read from YAML files, each remembering file and line;
+* ``schema``: validation against Istio's own CRD schemas as strictly as
+  ``kubectl --validate=strict`` (unknown fields, deprecated fields, CEL rules);
+* ``analysis``: the semantic checks of ``istioctl analyze`` (missing hosts, subsets,
+  gateways, selectors; route weights) against a cluster ``Inventory``;
+* ``authz``: AuthorizationPolicy evaluated with Istio's semantics (CUSTOM, DENY, ALLOW);
+* ``mtls``: a mesh certificate authority, SPIFFE workload certificates, TLS 1.3 contexts
+  verified on both sides, certificate rotation, and PeerAuthentication modes
+  (STRICT, PERMISSIVE, DISABLE) on a listener that detects TLS by its first byte.
+"""
+
+from workbook.mesh.analysis import Inventory, Service, Workload, analyze, labels_match, load_inventory
+from workbook.mesh.authz import (
+    AuthzDecision,
+    AuthzPolicy,
+    AuthzRequest,
+    evaluate_authorization,
+    istio_string_match,
+    path_template_regex,
+    policies_from,
+    rule_matches,
+)
+from workbook.mesh.errors import MeshConfigError, MeshError, MtlsRefused
+from workbook.mesh.findings import Finding
+from workbook.mesh.resources import MeshResource, load_mesh_directory, load_resources, parse_resources
+from workbook.mesh.schema import IstioSchemas, ValidationReport, parse_duration, strict_schema, validate_resources
+
+__all__ = [
+    "AuthzDecision", "AuthzPolicy", "AuthzRequest", "Finding", "Inventory", "IstioSchemas", "MeshConfigError",
+    "MeshError", "MeshResource", "MtlsRefused", "Service", "ValidationReport", "Workload", "analyze",
+    "evaluate_authorization", "istio_string_match", "labels_match", "load_inventory", "load_mesh_directory",
+    "load_resources", "parse_duration", "parse_resources", "path_template_regex", "policies_from",
+    "rule_matches", "strict_schema", "validate_resources",
+]
