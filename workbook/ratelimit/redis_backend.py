@@ -30,7 +30,11 @@ configured ``on_error``: ``"closed"`` refuses the request (``retry_after_on_erro
 seconds), ``"open"`` admits it. Either way the decision carries ``fail_mode``, the
 limiter's ``stats`` count it (``backend_errors``, ``failed_open``/``failed_closed``) and
 a warning is logged on the ``workbook.ratelimit`` logger: never silent. Other Redis
-errors (a script bug, a wrong key type) are raised, not absorbed.
+errors (a script bug, a wrong key type) are raised, not absorbed. How fast "down" is
+noticed is the client's business: redis-py 8's default client retries a refused
+connection 10 times with jittered backoff up to 1 s, which would hold every request for
+seconds before the fail-open/closed answer. ``RedisRateLimiter.from_url`` builds a client
+for a limiter: no retries, short connect and read timeouts, a bounded connection pool.
 """
 
 from __future__ import annotations
@@ -189,6 +193,26 @@ class RedisRateLimiter:
         self.stats = LimiterStats()
         self._script = client.register_script(_PRELUDE + SCRIPTS[policy.algorithm])
         self._fixed_args = (policy.limit, repr(policy.period), policy.capacity)
+
+    @classmethod
+    def from_url(cls, url: str, policy: RateLimitPolicy, *, timeout: float = 0.25, max_connections: int = 64,
+                 **kwargs) -> RedisRateLimiter:
+        """A limiter with its own client: no retries (the fail mode answers at once),
+        ``timeout`` seconds to connect and to read, at most ``max_connections``
+        connections (callers beyond them wait for one). ``kwargs`` go to the limiter."""
+        import redis.asyncio as aioredis
+        from redis.asyncio.retry import Retry
+        from redis.backoff import NoBackoff
+
+        timeout = check_number("timeout", timeout, minimum=0, min_exclusive=True)
+        pool = aioredis.BlockingConnectionPool.from_url(
+            url, max_connections=check_int("max_connections", max_connections, minimum=1), timeout=timeout,
+            socket_connect_timeout=timeout, socket_timeout=timeout, retry=Retry(NoBackoff(), 0))
+        return cls(aioredis.Redis(connection_pool=pool), policy, **kwargs)
+
+    async def aclose(self) -> None:
+        """Close the client (and its pool)."""
+        await self.client.aclose()
 
     async def decide(self, key: str, cost: int = 1) -> RateLimitDecision:
         """One atomic decision for ``key`` (one round trip)."""

@@ -1,0 +1,224 @@
+"""Redis rate limiters on a real redis-server: the same decisions as in memory on crafted
+timelines, exactly 100 of 1,000 concurrent requests, one round trip per decision, Redis's
+own clock, and fail open / fail closed with the server stopped (counted and logged)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+import redis.asyncio as aioredis
+
+from tests.test_ratelimit_memory import EXPECTED, TIMELINE
+from workbook.core.clock import ManualClock
+from workbook.core.errors import ParameterError
+from workbook.core.external import RedisServer, ServiceUnavailable
+from workbook.ratelimit import (BUCKET_ALGORITHMS, RATE_LIMIT_ALGORITHMS, MemoryRateLimiter, RateLimitPolicy,
+                                RedisRateLimiter)
+
+pytestmark = pytest.mark.redis
+
+
+def pooled(url, connections=50):
+    return aioredis.Redis(connection_pool=aioredis.BlockingConnectionPool.from_url(url, max_connections=connections))
+
+
+async def run_timeline(limiter, clock, timeline=TIMELINE, key="k"):
+    out = []
+    for t in timeline:
+        clock.advance(t - clock.now())
+        out.append(await limiter.decide(key))
+    return out
+
+
+@pytest.mark.parametrize("algorithm", RATE_LIMIT_ALGORITHMS)
+def test_exact_admissions_on_a_crafted_timeline_same_as_memory(redis_url, algorithm):
+    policy = RateLimitPolicy(algorithm, 4, 1.0)
+
+    async def main():
+        client = aioredis.Redis.from_url(redis_url)
+        try:
+            clock = ManualClock(1000.0)  # client time, so the timeline is exact
+            return await run_timeline(RedisRateLimiter(client, policy, clock=clock), clock,
+                                      [1000.0 + t for t in TIMELINE])
+        finally:
+            await client.aclose()
+
+    on_redis = asyncio.run(main())
+    assert "".join("1" if d.allowed else "0" for d in on_redis) == EXPECTED[algorithm]
+    clock = ManualClock(1000.0)
+    memory = MemoryRateLimiter(policy, clock)
+    in_memory = []
+    for t in TIMELINE:
+        clock.advance(1000.0 + t - clock.now())
+        in_memory.append(memory.hit("k"))
+    # every field, not only allowed: remaining, reset_after and retry_after agree to the bit
+    assert [d.as_dict() for d in on_redis] == [d.as_dict() for d in in_memory]
+
+
+@pytest.mark.parametrize("algorithm", RATE_LIMIT_ALGORITHMS)
+def test_1000_concurrent_requests_against_100_admit_exactly_100_frozen_clock(redis_url, algorithm):
+    """50 connections, 1,000 requests at one instant: atomicity alone decides."""
+    async def main():
+        client = pooled(redis_url)
+        try:
+            limiter = RedisRateLimiter(client, RateLimitPolicy(algorithm, 100, 1.0), clock=ManualClock(5.0))
+            decisions = await asyncio.gather(*(limiter.decide("client-1") for _ in range(1000)))
+            return decisions, limiter.stats
+        finally:
+            await client.aclose()
+
+    decisions, stats = asyncio.run(main())
+    assert sum(d.allowed for d in decisions) == 100
+    assert stats.allowed == 100 and stats.rejected == 900 and stats.backend_errors == 0
+
+
+@pytest.mark.parametrize("algorithm", ("sliding_log",) + BUCKET_ALGORITHMS)
+def test_1000_concurrent_requests_against_100_admit_exactly_100_redis_time(redis_url, algorithm):
+    """The same on Redis's clock; a period of an hour, so refill during the run is < 1 request
+    (the window algorithms are left to the frozen clock: an hour's edge could fall mid-run)."""
+    async def main():
+        client = pooled(redis_url)
+        try:
+            limiter = RedisRateLimiter(client, RateLimitPolicy(algorithm, 100, 3600.0))
+            return await asyncio.gather(*(limiter.decide("client-1") for _ in range(1000)))
+        finally:
+            await client.aclose()
+
+    assert sum(d.allowed for d in asyncio.run(main())) == 100
+
+
+class CountingRedis(aioredis.Redis):
+    """A client that records the name of every command it sends (one per round trip)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.sent = []
+
+    async def execute_command(self, *args, **options):
+        self.sent.append(str(args[0]).upper())
+        return await super().execute_command(*args, **options)
+
+
+@pytest.mark.parametrize("algorithm", RATE_LIMIT_ALGORITHMS)
+def test_one_round_trip_per_decision(redis_url, algorithm):
+    async def main():
+        client = CountingRedis.from_url(redis_url)
+        try:
+            limiter = RedisRateLimiter(client, RateLimitPolicy(algorithm, 3, 1.0))
+            await limiter.load()
+            client.sent.clear()
+            for _ in range(5):
+                await limiter.decide("k")
+            return client.sent
+        finally:
+            await client.aclose()
+
+    assert asyncio.run(main()) == ["EVALSHA"] * 5
+
+
+def test_script_reloaded_after_a_flush_without_a_wrong_answer(redis_url):
+    async def main():
+        client = aioredis.Redis.from_url(redis_url)
+        try:
+            limiter = RedisRateLimiter(client, RateLimitPolicy("gcra", 2, 60.0))
+            first = await limiter.decide("k")
+            await client.script_flush()
+            second, third = await limiter.decide("k"), await limiter.decide("k")
+            return first.allowed, second.allowed, third.allowed
+        finally:
+            await client.aclose()
+
+    assert asyncio.run(main()) == (True, True, False)
+
+
+@pytest.mark.parametrize("algorithm", RATE_LIMIT_ALGORITHMS)
+def test_redis_time_is_the_default_clock_and_keys_expire(redis_url, algorithm):
+    async def main():
+        client = aioredis.Redis.from_url(redis_url)
+        try:
+            limiter = RedisRateLimiter(client, RateLimitPolicy(algorithm, 2, 30.0), prefix="t")
+            decisions = [await limiter.decide("alice") for _ in range(3)]
+            keys = await client.keys("t:*")
+            ttl = await client.pttl(keys[0])
+            return decisions, keys, ttl
+        finally:
+            await client.aclose()
+
+    decisions, keys, ttl = asyncio.run(main())
+    assert [d.allowed for d in decisions] == [True, True, False]
+    assert 0 < decisions[2].retry_after <= 60.0  # the sliding counter may need the next window too
+    assert keys == [f"t:{algorithm}:default:alice".encode()]
+    assert 0 < ttl <= 61_000  # at most two windows plus a second
+
+
+def test_limiter_checks_its_arguments():
+    client = aioredis.Redis()  # never connected
+    policy = RateLimitPolicy("gcra", 1, 1.0)
+    with pytest.raises(ParameterError, match="'on_error'"):
+        RedisRateLimiter(client, policy, on_error="ignore")
+    with pytest.raises(ParameterError, match="'policy'"):
+        RedisRateLimiter(client, "gcra")
+    with pytest.raises(ParameterError, match="'timeout'"):
+        RedisRateLimiter.from_url("redis://127.0.0.1:1/0", policy, timeout=0)
+
+
+# Redis stopped ----------------------------------------------------------------------
+
+def own_server():
+    try:
+        return RedisServer().start()
+    except ServiceUnavailable as exc:
+        from tests.conftest import missing_service
+        missing_service(str(exc))
+
+
+@pytest.mark.parametrize("on_error", ["open", "closed"])
+def test_redis_down_gives_the_configured_answer_counted_and_logged(on_error, caplog):
+    server = own_server()
+
+    async def main():
+        limiter = RedisRateLimiter.from_url(server.url, RateLimitPolicy("token_bucket", 10, 1.0), on_error=on_error,
+                                            retry_after_on_error=2.0)
+        try:
+            before = await limiter.decide("k")
+            server.stop()
+            loop = asyncio.get_running_loop()
+            start = loop.time()
+            after = [await limiter.decide("k") for _ in range(3)]
+            return before, after, loop.time() - start, limiter.stats
+        finally:
+            await limiter.aclose()
+
+    try:
+        with caplog.at_level(logging.WARNING, logger="workbook.ratelimit"):
+            before, after, elapsed, stats = asyncio.run(main())
+    finally:
+        server.stop()
+    assert before.allowed and before.fail_mode is None
+    assert all(d.fail_mode == on_error and d.allowed == (on_error == "open") for d in after)
+    if on_error == "closed":
+        assert all(d.retry_after == 2.0 for d in after)
+    assert stats.backend_errors == 3
+    assert (stats.failed_open, stats.failed_closed) == ((3, 0) if on_error == "open" else (0, 3))
+    warnings = [r for r in caplog.records if r.name == "workbook.ratelimit" and r.levelno == logging.WARNING]
+    assert len(warnings) == 3 and all(f"failing {on_error}" in r.getMessage() for r in warnings)
+    assert elapsed < 5.0  # no retry storm before answering (bounds the test, not a speed target)
+
+
+def test_other_redis_errors_are_raised_not_absorbed(redis_url):
+    async def main():
+        client = aioredis.Redis.from_url(redis_url)
+        try:
+            await client.set("ratelimit:gcra:default:k", "not a number")
+            await client.lpush("ratelimit:token_bucket:default:k", "a list")
+            limiter = RedisRateLimiter(client, RateLimitPolicy("token_bucket", 1, 1.0), on_error="open")
+            with pytest.raises(aioredis.ResponseError):
+                await limiter.decide("k")
+            return limiter.stats
+        finally:
+            await client.aclose()
+
+    stats = asyncio.run(main())
+    assert stats.backend_errors == 0 and stats.failed_open == 0
