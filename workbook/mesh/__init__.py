@@ -25,12 +25,12 @@ from workbook.mesh.authz import (
 from workbook.mesh.errors import MeshConfigError, MeshError, MtlsRefused
 from workbook.mesh.findings import Finding
 from workbook.mesh.resources import MeshResource, load_mesh_directory, load_resources, parse_resources
-from workbook.mesh.schema import IstioSchemas, ValidationReport, parse_duration, strict_schema, validate_resources
+from workbook.mesh.schema import IstioSchemas, ValidationReport, istio_duration, strict_schema, validate_resources
 
 __all__ = [
     "AuthzDecision", "AuthzPolicy", "AuthzRequest", "Finding", "Inventory", "IstioSchemas", "MeshConfigError",
     "MeshError", "MeshResource", "MtlsRefused", "Service", "ValidationReport", "Workload", "analyze",
     "evaluate_authorization", "istio_string_match", "labels_match", "load_inventory", "load_mesh_directory",
-    "load_resources", "parse_duration", "parse_resources", "path_template_regex", "policies_from",
+    "load_resources", "istio_duration", "parse_resources", "path_template_regex", "policies_from",
     "rule_matches", "strict_schema", "validate_resources",
 ]

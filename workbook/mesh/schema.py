@@ -74,7 +74,7 @@ _DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m
 _AT_MOST_ONE = re.compile(r"^\(has\(self\.\w+\) \? 1 : 0\)(?: \+ \(has\(self\.\w+\) \? 1 : 0\))* <= 1$")
 
 
-def parse_duration(text: str) -> float:
+def istio_duration(text: str) -> float:
     """Seconds in a Go/protobuf duration string (``"2s"``, ``"1m30s"``, ``"250ms"``).
 
     Raises ``ValueError`` for anything else (``"2"``, ``"2 s"``, ``"-1s"``).
@@ -89,7 +89,7 @@ def _cel(rule: str, value: Any) -> bool | None:
     rule = " ".join(rule.split())
     if rule == "duration(self) >= duration('1ms')":
         try:
-            return parse_duration(value) >= 1e-3
+            return istio_duration(value) >= 1e-3
         except ValueError:
             return False
     if _AT_MOST_ONE.match(rule):
