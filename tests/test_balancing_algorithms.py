@@ -8,7 +8,7 @@ from collections import Counter
 import pytest
 
 from workbook.balancing import (BALANCERS, Backend, LeastConnections, LeastRequest, Maglev, NaiveLeastConnections,
-                                NoBackendAvailable, PENALTY, PeakEwma, RandomBalancer, RingHash, RoundRobin,
+                                NaiveWeightedRoundRobin, NoBackendAvailable, PENALTY, PeakEwma, RandomBalancer, RingHash, RoundRobin,
                                 SmoothWeightedRoundRobin, UnbalancedFinish, make_balancer)
 from workbook.core import ManualClock, ParameterError, WorkbookError
 
@@ -27,6 +27,11 @@ def test_round_robin_takes_turns_and_ignores_weights():
 def test_smooth_weighted_round_robin_is_nginx_sequence_for_5_1_1():
     lb = SmoothWeightedRoundRobin([Backend("a", 5), Backend("b", 1), Backend("c", 1)])
     assert names(lb, 14) == "aabacaa" * 2
+
+
+def test_the_articles_weighted_round_robin_sends_the_heavy_backends_turns_in_a_burst():
+    lb = NaiveWeightedRoundRobin([Backend("a", 5), Backend("b", 1), Backend("c", 1)])
+    assert names(lb, 14) == "aaaaabc" * 2
 
 
 def test_smooth_weighted_round_robin_current_weights_return_to_zero_after_a_cycle():
@@ -257,7 +262,7 @@ def test_unknown_algorithm_and_option_are_named():
         make_balancer("least_request", ["a"], choices=3)
     assert isinstance(make_balancer("maglev", ["a"], table_size=5), Maglev)
     assert sorted(BALANCERS) == sorted({"round_robin", "weighted_round_robin", "random", "least_connections",
-                                         "naive_least_connections", "least_request", "peak_ewma", "ring_hash", "maglev"})
+                                         "naive_least_connections", "naive_weighted_round_robin", "least_request", "peak_ewma", "ring_hash", "maglev"})
 
 
 @pytest.mark.parametrize("algorithm", sorted(BALANCERS))

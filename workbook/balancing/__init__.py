@@ -5,7 +5,7 @@ keep in-flight counts and latencies true for the load-aware algorithms. Chapter 
 compares them, the gateway (chapter 6) and the mesh (chapter 7) reuse them.
 
 * ``round_robin``: ``RoundRobin``, ``SmoothWeightedRoundRobin`` (nginx's, exact
-  sequence), ``RandomBalancer``;
+  sequence), ``NaiveWeightedRoundRobin`` (the source article's: in bursts), ``RandomBalancer``;
 * ``least_connections``: ``LeastConnections`` (nginx ``least_conn``) and
   ``NaiveLeastConnections`` (the source article's: always the first instance);
 * ``least_request``: ``LeastRequest`` (Envoy's power of two choices);
@@ -13,8 +13,9 @@ compares them, the gateway (chapter 6) and the mesh (chapter 7) reuse them.
 * ``ring_hash``: ``RingHash`` (Envoy's ketama ring); ``maglev``: ``Maglev`` (Eisenbud et
   al. 2016); both route a key to the same backend while the set is unchanged;
 * ``factory``: ``make_balancer(name, backends, **options)`` and ``BALANCERS``;
-* ``nginx``: ``NginxUpstream``, the nginx server-side configuration (rendered from
-  ``data/discovery/nginx_upstream.conf``), and the access-log parser;
+* ``nginx``: ``NginxUpstream``, the article's nginx upstream as a validated configuration
+  (rendered from ``data/discovery/nginx_upstream.conf``; run it with
+  ``workbook.core.nginx_server.NginxServer``), and ``parse_access_log``;
 * ``base``: ``Backend``, ``LoadBalancer`` and the errors.
 """
 
@@ -25,12 +26,15 @@ from workbook.balancing.hashing import hash64
 from workbook.balancing.least_connections import LeastConnections, NaiveLeastConnections
 from workbook.balancing.least_request import LeastRequest
 from workbook.balancing.maglev import Maglev
+from workbook.balancing.nginx import (NEXT_UPSTREAM_CONDITIONS, NGINX_METHODS, AccessRecord, NginxUpstream,
+                                      parse_access_log)
 from workbook.balancing.peak_ewma import PENALTY, PeakEwma
 from workbook.balancing.ring_hash import RingHash
-from workbook.balancing.round_robin import RandomBalancer, RoundRobin, SmoothWeightedRoundRobin
+from workbook.balancing.round_robin import (NaiveWeightedRoundRobin, RandomBalancer, RoundRobin,
+                                            SmoothWeightedRoundRobin)
 
 __all__ = [
-    "BALANCERS", "Backend", "BalancingError", "HASH_BALANCERS", "LeastConnections", "LeastRequest", "LoadBalancer",
-    "Maglev", "NaiveLeastConnections", "NoBackendAvailable", "PENALTY", "PeakEwma", "RandomBalancer", "RingHash",
+    "AccessRecord", "BALANCERS", "NEXT_UPSTREAM_CONDITIONS", "NGINX_METHODS", "NginxUpstream", "parse_access_log", "Backend", "BalancingError", "HASH_BALANCERS", "LeastConnections", "LeastRequest", "LoadBalancer",
+    "Maglev", "NaiveLeastConnections", "NaiveWeightedRoundRobin", "NoBackendAvailable", "PENALTY", "PeakEwma", "RandomBalancer", "RingHash",
     "RoundRobin", "SmoothWeightedRoundRobin", "UnbalancedFinish", "as_backends", "hash64", "make_balancer",
 ]

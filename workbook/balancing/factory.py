@@ -10,13 +10,14 @@ from workbook.balancing.least_request import LeastRequest
 from workbook.balancing.maglev import Maglev
 from workbook.balancing.peak_ewma import PeakEwma
 from workbook.balancing.ring_hash import RingHash
-from workbook.balancing.round_robin import RandomBalancer, RoundRobin, SmoothWeightedRoundRobin
+from workbook.balancing.round_robin import (NaiveWeightedRoundRobin, RandomBalancer, RoundRobin,
+                                            SmoothWeightedRoundRobin)
 from workbook.core.errors import ParameterError
 
 #: algorithm name -> class; every class's ``algorithm`` attribute is its name here
 BALANCERS: dict[str, type[LoadBalancer]] = {
-    cls.algorithm: cls for cls in (RoundRobin, SmoothWeightedRoundRobin, RandomBalancer, LeastConnections,
-                                   NaiveLeastConnections, LeastRequest, PeakEwma, RingHash, Maglev)
+    cls.algorithm: cls for cls in (RoundRobin, SmoothWeightedRoundRobin, NaiveWeightedRoundRobin, RandomBalancer,
+                                   LeastConnections, NaiveLeastConnections, LeastRequest, PeakEwma, RingHash, Maglev)
 }
 
 #: the algorithms that route by a request key (affinity) rather than by load

@@ -10,6 +10,10 @@ burst of five (the naive weighted round robin ``a a a a a b c`` does that).
 nginx lowers ``effective_weight`` after a failure (by ``weight / max_fails``) and raises
 it by one per pick back to ``weight``; passive health checking is shown with the real
 nginx (``workbook.balancing.nginx``), so here ``effective_weight`` is the weight.
+
+``NaiveWeightedRoundRobin`` is the source article's gateway version (``current_index %
+total_weight`` walked through the cumulative weights): the right shares, but in bursts
+(``a a a a a b c``), so the heavy backend takes five requests in a row.
 """
 
 from __future__ import annotations
@@ -70,3 +74,24 @@ class RandomBalancer(LoadBalancer):
 
     def _choose(self, key) -> Backend:
         return self._active[self.rng.randrange(len(self._active))]
+
+
+class NaiveWeightedRoundRobin(LoadBalancer):
+    """The source article's weighted round robin: right shares, sent in bursts."""
+
+    algorithm = "naive_weighted_round_robin"
+
+    def __init__(self, backends=(), *, clock=None):
+        self._index = 0
+        super().__init__(backends, clock=clock)
+
+    def _choose(self, key) -> Backend:
+        total = sum(b.weight for b in self._active)
+        current = self._index % total
+        cumulative = 0
+        for b in self._active:
+            cumulative += b.weight
+            if current < cumulative:
+                self._index += 1
+                return b
+        return self._active[0]  # the article's fall-through (unreachable with weights > 0)
