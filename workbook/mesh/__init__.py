@@ -24,6 +24,18 @@ from workbook.mesh.authz import (
 )
 from workbook.mesh.errors import MeshConfigError, MeshError, MtlsRefused
 from workbook.mesh.findings import Finding
+from workbook.mesh.mtls import (
+    MeshCA,
+    MeshListener,
+    Refusal,
+    WorkloadCertificate,
+    WorkloadIdentity,
+    effective_mtls_mode,
+    mtls_handshake,
+    peer_principal,
+    spiffe_id,
+    spiffe_id_from_der,
+)
 from workbook.mesh.resources import MeshResource, load_mesh_directory, load_resources, parse_resources
 from workbook.mesh.schema import IstioSchemas, ValidationReport, istio_duration, strict_schema, validate_resources
 
@@ -33,4 +45,6 @@ __all__ = [
     "evaluate_authorization", "istio_string_match", "labels_match", "load_inventory", "load_mesh_directory",
     "load_resources", "istio_duration", "parse_resources", "path_template_regex", "policies_from",
     "rule_matches", "strict_schema", "validate_resources",
+    "MeshCA", "MeshListener", "Refusal", "WorkloadCertificate", "WorkloadIdentity", "effective_mtls_mode",
+    "mtls_handshake", "peer_principal", "spiffe_id", "spiffe_id_from_der",
 ]
