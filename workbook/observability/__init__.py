@@ -3,17 +3,31 @@
 Chapter 8's library, one concept per module: ``series`` (samples by label set, Prometheus's
 name rules and durations), ``promql`` (``rate``/``increase``/``histogram_quantile``/
 ``*_over_time`` as Prometheus 2.42 computes them, and an evaluator for a PromQL subset),
-``errors``. No plotting imports; time comes from the caller or an injected ``Clock``.
+``templating`` (Go-template alert labels and annotations), ``rules`` (rule files and the
+alert evaluator: pending, firing, ``keep_firing_for``), ``alertmanager`` (routing,
+grouping, inhibition, silences), ``webhook`` (delivery and a recording receiver),
+``naive`` (the source article's alert manager, for comparison), ``errors``. No plotting imports; time comes from the caller or an injected ``Clock``.
 """
 
+from workbook.observability.alertmanager import (Alertmanager, AMAlert, InhibitRule, Matcher, Route, Silence,
+                                                 alerts_from_rules, parse_matcher)
 from workbook.observability.errors import (DurationError, InvalidNameError, ObservabilityError, PromQLError,
                                            RuleFileError, TemplateError)
 from workbook.observability.promql import (Engine, check_expression, delta, extrapolated_rate, histogram_quantile,
                                            increase, over_time, parse_promql, rate)
+from workbook.observability.naive import NaiveAlertManager
+from workbook.observability.rules import (Alert, AlertRule, AlertState, RecordingRule, RuleEvaluator, RuleGroup,
+                                          dump_rules, load_rules, promtool_unit_test)
 from workbook.observability.series import (SeriesStore, check_label_name, check_metric_name, format_duration,
                                            format_labels, labels_of, parse_duration)
+from workbook.observability.templating import check_template, expand, go_float
+from workbook.observability.webhook import RECEIVED, WebhookError, WebhookSender, webhook_receiver_app
 
 __all__ = [
+    "AMAlert", "Alert", "AlertRule", "AlertState", "Alertmanager", "InhibitRule", "Matcher", "NaiveAlertManager",
+    "RECEIVED", "RecordingRule", "Route", "RuleEvaluator", "RuleGroup", "Silence", "WebhookError", "WebhookSender",
+    "alerts_from_rules", "check_template", "dump_rules", "expand", "go_float", "load_rules", "parse_matcher",
+    "promtool_unit_test", "webhook_receiver_app",
     "DurationError", "Engine", "InvalidNameError", "ObservabilityError", "PromQLError", "RuleFileError",
     "SeriesStore", "TemplateError", "check_expression", "check_label_name", "check_metric_name", "delta",
     "extrapolated_rate", "format_duration", "format_labels", "histogram_quantile", "increase", "labels_of",
