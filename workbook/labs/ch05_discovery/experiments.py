@@ -1,0 +1,118 @@
+"""Chapter 5's registry and failure detection experiments, returning plain data for the notebook.
+
+* ``self_preservation_run`` / ``self_preservation_comparison``: a Eureka-configured
+  in-memory registry, a fleet of instances renewing every 30 s, and a network partition
+  that cuts most of them off from the registry while they keep running (one of them
+  really crashes during the partition). With self-preservation the registry keeps every
+  instance (the crashed one too: stale); without it, it expires them until the service is
+  gone although its instances are alive. Sampled every ``sample_every`` virtual seconds.
+* ``detector_sweep_table``: time to detect a crash against false suspicions, fixed
+  timeouts and phi-accrual thresholds over one seeded heartbeat trace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from workbook.core import derive_seed, run_virtual, stream
+from workbook.core.params import check_int, check_number
+from workbook.discovery import InMemoryRegistry, Instance, KeepAlive, RegistryConfig
+from workbook.failure_detection import sweep
+
+SERVICE = "cart"
+
+
+def self_preservation_run(self_preservation: bool, *, seed: int = 0, instances: int = 10, cut_off: int | None = None,
+                          partition_at: float = 600.0, heal_at: float = 1800.0, crash_at: float = 900.0,
+                          duration: float = 2400.0, sample_every: float = 30.0) -> dict:
+    """One run (virtual time); see the module docstring.
+
+    ``cut_off`` of the ``instances`` (all by default: the registry is the one cut off)
+    lose their connection to the registry from ``partition_at`` to ``heal_at``; the first
+    of them crashes for good at ``crash_at``.
+    Returns ``times`` and, per sample, ``registered`` (instances the registry lists),
+    ``alive`` (instances really running), ``listed_dead`` (listed but crashed),
+    ``renewals`` (in the last complete minute), ``threshold`` and ``preserving``
+    (self-preservation holding expiry), plus a ``summary``.
+    """
+    instances = check_int("instances", instances, minimum=1)
+    cut_off = check_int("cut_off", instances if cut_off is None else cut_off, minimum=0, maximum=instances)
+    for name, value in (("partition_at", partition_at), ("heal_at", heal_at), ("crash_at", crash_at),
+                        ("duration", duration)):
+        check_number(name, value, minimum=0)
+    sample_every = check_number("sample_every", sample_every, minimum=0, min_exclusive=True)
+    starts = stream(seed, "ch05", "self_preservation", "starts")
+    config = RegistryConfig.eureka(self_preservation=bool(self_preservation))
+
+    async def main():
+        out = {k: [] for k in ("times", "registered", "alive", "listed_dead", "renewals", "threshold", "preserving")}
+        async with InMemoryRegistry(config) as reg:
+            keeps = []
+            for i in range(instances):
+                await asyncio.sleep(starts.uniform(0, 30.0 / instances))  # staggered starts
+                keeps.append(await KeepAlive(reg, Instance(SERVICE, f"{SERVICE}-{i}", port=8000 + i), 90.0,
+                                             interval=30.0).start())
+            crashed: set[str] = set()
+            t0 = asyncio.get_running_loop().time()
+
+            async def script():
+                await asyncio.sleep(partition_at - (asyncio.get_running_loop().time() - t0))
+                for k in keeps[:cut_off]:
+                    k.pause()
+                await asyncio.sleep(crash_at - partition_at)
+                if cut_off:
+                    await keeps[0].stop(deregister=False)  # dies inside the partition: never renews again
+                    crashed.add(keeps[0].instance.instance_id)
+                await asyncio.sleep(heal_at - crash_at)
+                for k in keeps[1:cut_off]:
+                    k.resume()
+            task = asyncio.ensure_future(script())
+            t = 0.0
+            while t <= duration:
+                listed = {i.instance_id for i in reg._snapshot(SERVICE).instances}
+                out["times"].append(round(t, 3))
+                out["registered"].append(len(listed))
+                out["alive"].append(instances - len(crashed))
+                out["listed_dead"].append(len(listed & crashed))
+                out["renewals"].append(reg.renewals_in_window())
+                out["threshold"].append(reg.renewal_threshold())
+                out["preserving"].append(reg.self_preservation_active)
+                t += sample_every
+                await asyncio.sleep(sample_every)
+            await task
+            for k in keeps[1:]:
+                await k.stop(deregister=False)
+        return out
+
+    out = run_virtual(main())
+    during = [r for t, r in zip(out["times"], out["registered"]) if partition_at <= t < heal_at]
+    gone = next((t for t, r in zip(out["times"], out["registered"]) if r == 0), None)
+    out["summary"] = {
+        "self_preservation": bool(self_preservation),
+        "min_registered_during_partition": min(during) if during else None,
+        "service_gone_at": gone,
+        "dead_listed_at_heal": next((d for t, d in zip(out["times"], out["listed_dead"]) if t >= heal_at), None),
+        "registered_at_end": out["registered"][-1],
+        "alive_at_end": out["alive"][-1],
+    }
+    return out
+
+
+def self_preservation_comparison(*, seed: int = 0, **kwargs) -> dict:
+    """Both runs on the same seed: ``{"with": run, "without": run, "table": [summary, summary]}``."""
+    with_sp = self_preservation_run(True, seed=seed, **kwargs)
+    without = self_preservation_run(False, seed=seed, **kwargs)
+    return {"with": with_sp, "without": without, "table": [with_sp["summary"], without["summary"]]}
+
+
+def detector_sweep_table(*, seed: int = 0, heartbeat_interval: float = 1.0, heartbeats: int = 3600,
+                         jitter: float = 0.05, pause_probability: float = 0.01, pause_mean: float = 1.5,
+                         phi_thresholds=(1, 2, 4, 8, 12, 16), timeouts=(1.5, 2, 3, 4, 5, 6, 8),
+                         acceptable_pauses=(0.0, 3.0)) -> list[dict]:
+    """Rows of ``workbook.failure_detection.sweep`` over one seeded trace (an hour of 1 s heartbeats
+    by default). The phi detectors expect 1 s heartbeats (``first_heartbeat_estimate``); pass
+    ``heartbeat_interval=2.0`` to see which detectors adapt to a slower sender."""
+    trace = dict(count=check_int("heartbeats", heartbeats, minimum=2), interval=heartbeat_interval, jitter=jitter,
+                 pause_probability=pause_probability, pause_mean=pause_mean)
+    return sweep(derive_seed(seed, "ch05", "detectors"), phi_thresholds=phi_thresholds, timeouts=timeouts,
+                 acceptable_pauses=acceptable_pauses, trace_kwargs=trace)
