@@ -208,10 +208,9 @@ def projection_lag(*, rate: float, duration: float, poll_interval: float, batch:
 
         async def project():
             while True:
-                waiting = len(store.read_all(runner.position + 1, batch))
-                if waiting:
-                    await clock.sleep(per_event * waiting)     # the work of applying them
-                    events = runner.step()
+                events = runner.step()
+                if events:
+                    await clock.sleep(per_event * len(events))   # the work of applying them, before they show
                     now = clock.now()
                     run.delays.extend(now - e.recorded_at for e in events)
                 else:
