@@ -1,0 +1,293 @@
+"""Chapter 5's load-balancing experiments: plain data (rows, dicts) for tables and figures.
+
+* ``compare_balancers``: a seeded virtual-time run per algorithm over the same requests
+  (the same arrivals, the same work per request: common random numbers), heterogeneous
+  instances and one that stalls (a GC pause): p50 / p99 latency and each instance's share.
+* ``remap_shares``: the share of keys that move when one backend of N leaves, for Envoy's
+  ring hash, a ketama-sized ring and Maglev, against the ideal 1/N.
+* ``nginx_passive_health``: the real nginx in front of three demo services; one instance
+  is killed (or answers 503, or hangs) and the access log says what nginx's passive
+  health checking did: retries on the next server, and how often the dead one was tried.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from dataclasses import dataclass
+
+from workbook.balancing import Backend, NginxUpstream, make_balancer, parse_access_log
+from workbook.balancing.factory import BALANCERS, HASH_BALANCERS
+from workbook.core import ParameterError, open_loop, quantile, run_virtual, stream
+from workbook.core.params import check_choice, check_int, check_number
+
+#: the algorithms ``compare_balancers`` runs unless told otherwise
+DEFAULT_ALGORITHMS = ("round_robin", "random", "naive_least_connections", "least_connections", "least_request",
+                      "peak_ewma", "ring_hash", "maglev")
+
+
+@dataclass(frozen=True)
+class InstanceSpec:
+    """A simulated instance: mean service time (s), requests it serves at once, weight."""
+
+    name: str
+    service_time: float
+    concurrency: int = 1
+    weight: float = 1
+
+    def __post_init__(self):
+        check_number(f"{self.name}.service_time", self.service_time, minimum=0, min_exclusive=True)
+        check_int(f"{self.name}.concurrency", self.concurrency, minimum=1)
+        check_number(f"{self.name}.weight", self.weight, minimum=0)
+
+
+@dataclass(frozen=True)
+class Stall:
+    """``instance`` makes no progress during [start, start + duration): a stop-the-world GC pause."""
+
+    instance: str
+    start: float
+    duration: float
+
+    def __post_init__(self):
+        check_number("stall.start", self.start, minimum=0)
+        check_number("stall.duration", self.duration, minimum=0)
+
+    @property
+    def end(self) -> float:
+        return self.start + self.duration
+
+
+def default_instances() -> list[InstanceSpec]:
+    """Three fast instances (10 ms), two slow ones (30 ms), two requests at a time each:
+    733 requests/s of capacity, of which the slow ones have 133."""
+    return [InstanceSpec(f"fast-{i}", 0.010, 2) for i in (1, 2, 3)] + [InstanceSpec(f"slow-{i}", 0.030, 2)
+                                                                          for i in (1, 2)]
+
+
+DEFAULT_STALL = Stall("fast-1", 3.0, 0.5)
+
+
+def _finish_time(now: float, work: float, stall: Stall | None) -> float:
+    """When ``work`` seconds of service started at ``now`` end, not counting the stall."""
+    if stall is None or stall.duration == 0 or now >= stall.end:
+        return now + work
+    if now >= stall.start:          # starts inside the pause: waits for its end
+        return stall.end + work
+    if now + work <= stall.start:   # done before the pause
+        return now + work
+    return now + work + stall.duration  # interrupted by the pause
+
+
+class _Instance:
+    def __init__(self, spec: InstanceSpec, stall: Stall | None):
+        self.spec = spec
+        self.stall = stall if stall is not None and stall.instance == spec.name else None
+        self.slots = asyncio.Semaphore(spec.concurrency)
+
+    async def serve(self, work: float) -> None:
+        loop = asyncio.get_running_loop()
+        async with self.slots:
+            now = loop.time()
+            await asyncio.sleep(_finish_time(now, work * self.spec.service_time, self.stall) - now)
+
+
+def compare_balancers(seed: int = 0, *, algorithms=DEFAULT_ALGORITHMS, instances: list[InstanceSpec] | None = None,
+                      stall: Stall | None = DEFAULT_STALL, rate: float = 300.0, duration: float = 10.0,
+                      users: int = 1000) -> list[dict]:
+    """One row per algorithm: p50 / p99 / max latency (ms), p99 of the requests that arrived
+    during the stall, and each instance's share of the requests (``share_<name>``).
+
+    Every algorithm sees the same Poisson arrivals (``rate`` per second for ``duration``
+    seconds), the same work per request (exponential, mean 1, scaled by the instance's
+    ``service_time``) and the same user per request (one of ``users``: the key of the hash
+    balancers). Runs in virtual time: nothing waits.
+    """
+    algorithms = list(algorithms)
+    if not algorithms:
+        raise ParameterError("algorithms", algorithms, "at least one of " + ", ".join(BALANCERS))
+    for i, a in enumerate(algorithms):
+        check_choice(f"algorithms[{i}]", a, BALANCERS)
+    instances = default_instances() if instances is None else list(instances)
+    if not instances or not all(isinstance(s, InstanceSpec) for s in instances):
+        raise ParameterError("instances", instances, "a non-empty list of InstanceSpec")
+    names = [s.name for s in instances]
+    if stall is not None and stall.instance not in names:
+        raise ParameterError("stall.instance", stall.instance, "one of " + ", ".join(names))
+    rate = check_number("rate", rate, minimum=0, min_exclusive=True)
+    duration = check_number("duration", duration, minimum=0, min_exclusive=True)
+    users = check_int("users", users, minimum=1)
+    # the work and the user of arrival i, the same for every algorithm
+    n_max = int(rate * duration * 2) + 100
+    work_rng, user_rng = stream(seed, "work"), stream(seed, "users")
+    works = [work_rng.expovariate(1.0) for _ in range(n_max)]
+    keys = [f"user-{user_rng.randrange(users)}" for _ in range(n_max)]
+    rows = []
+    for algorithm in algorithms:
+        options = {}
+        if algorithm in ("random", "least_request", "peak_ewma"):
+            options["rng"] = stream(seed, "balancer", algorithm)
+        records = run_virtual(_one_run(algorithm, options, instances, stall, rate, duration,
+                                       stream(seed, "arrivals"), works, keys))
+        rows.append(_row(algorithm, records, names, stall))
+    return rows
+
+
+async def _one_run(algorithm, options, specs, stall, rate, duration, arrivals_rng, works, keys):
+    sim = {s.name: _Instance(s, stall) for s in specs}
+    lb = make_balancer(algorithm, [Backend(s.name, s.weight) for s in specs], **options)
+    loop = asyncio.get_running_loop()
+
+    async def send(i):
+        if i >= len(works):
+            raise ParameterError("rate", rate, "fewer arrivals than twice rate * duration (the run drew more)")
+        arrived = loop.time()
+        key = keys[i] if algorithm in HASH_BALANCERS else None
+        with lb.request(key) as backend:
+            await sim[backend.name].serve(works[i])
+        return arrived, loop.time() - arrived, backend.name
+
+    return await open_loop(send, rate=rate, duration=duration, rng=arrivals_rng)
+
+
+def _row(algorithm, records, names, stall) -> dict:
+    latencies = [r[1] for r in records]
+    shares = Counter(r[2] for r in records)
+    row = {"algorithm": algorithm, "requests": len(records),
+           "p50_ms": round(quantile(latencies, 0.5) * 1000, 2), "p99_ms": round(quantile(latencies, 0.99) * 1000, 2),
+           "max_ms": round(max(latencies) * 1000, 2)}
+    if stall is not None:
+        during = [lat for arrived, lat, _ in records if stall.start <= arrived < stall.end]
+        row["stall_p99_ms"] = round(quantile(during, 0.99) * 1000, 2)
+        row["stall_sent_to_stalled"] = sum(1 for arrived, _, name in records
+                                           if stall.start <= arrived < stall.end and name == stall.instance)
+    for name in names:
+        row[f"share_{name}"] = round(shares[name] / len(records), 4)
+    return row
+
+
+def remap_shares(n: int = 10, *, keys: int = 20_000, leaving: int = 3) -> list[dict]:
+    """Share of ``keys`` keys that change backend when backend ``leaving`` of ``n`` leaves.
+
+    ``moved`` is the share that changed, ``owned_by_leaving`` the leaving backend's share
+    before (what must move), ``moved_between_others`` the share that moved although its
+    backend stayed (pure disruption). Ideal: moved = owned = 1/n, others 0.
+    """
+    n = check_int("n", n, minimum=2)
+    keys = check_int("keys", keys, minimum=1)
+    leaving = check_int("leaving", leaving, minimum=0, maximum=n - 1)
+    names = [f"b{i}" for i in range(n)]
+    gone = names[leaving]
+    variants = (("ring_hash (Envoy sizing)", "ring_hash", {}),
+                ("ring_hash (ketama, 160 per backend)", "ring_hash", {"hashes_per_backend": 160}),
+                ("maglev (M = 65537)", "maglev", {}))
+    rows = []
+    key_list = [f"user-{i}" for i in range(keys)]
+    for label, algorithm, options in variants:
+        lb = make_balancer(algorithm, names, **options)
+        before = [lb.pick(k).name for k in key_list]
+        lb.set_backends([x for x in names if x != gone])
+        after = [lb.pick(k).name for k in key_list]
+        moved = sum(1 for b, a in zip(before, after) if b != a)
+        others = sum(1 for b, a in zip(before, after) if b != a and b != gone)
+        rows.append({"balancer": label, "n": n, "ideal": round(1 / n, 4), "moved": round(moved / keys, 4),
+                     "owned_by_leaving": round(before.count(gone) / keys, 4),
+                     "moved_between_others": round(others / keys, 4)})
+    return rows
+
+
+NGINX_FAULTS = ("kill", "errors", "hang")
+
+
+async def nginx_passive_health(*, fault: str = "kill", requests: int = 60, interval: float = 0.05,
+                               fault_after: int = 10, max_fails: int = 1, fail_timeout: int = 1,
+                               read_timeout: float = 0.5, method: str = "least_conn") -> dict:
+    """The real nginx in front of three demo services; after ``fault_after`` requests the
+    first instance is killed (``kill``), answers 503 (``errors``) or hangs (``hang``).
+
+    ``requests`` GETs are sent one at a time, ``interval`` s apart (bounded: about
+    requests * interval seconds, 127.0.0.1 only). Returns the numbers: what clients saw
+    (errors, latencies), how many requests nginx retried on another server, and how many
+    attempts the faulty instance got after the fault and when (seconds from the fault to the
+    end of the client request that made the attempt, from nginx's ``$msec``):
+    with passive health checking about one per ``fail_timeout`` (whole seconds, so up to
+    ``fail_timeout + 1`` apart); with ``max_fails=0`` (checking off) a share of all requests.
+    """
+    import aiohttp
+
+    from workbook.core.nginx_server import NginxServer
+    from workbook.core.realtime import AppServers
+    from workbook.transport.demo_service import FAULTS, make_demo_app
+
+    check_choice("fault", fault, NGINX_FAULTS)
+    requests = check_int("requests", requests, minimum=1, maximum=2000)
+    interval = check_number("interval", interval, minimum=0, maximum=1)
+    fault_after = check_int("fault_after", fault_after, minimum=0, maximum=requests)
+    apps = [make_demo_app(f"inventory-{i}", seed=i) for i in range(3)]
+    servers = []
+    nginx = None
+    try:
+        for app in apps:
+            servers.append(await AppServers.start(app))
+        addresses = [s.urls[0].removeprefix("http://") for s in servers]
+        upstream = NginxUpstream(tuple(addresses), name="inventory", method=method, max_fails=max_fails,
+                                 fail_timeout=fail_timeout, read_timeout=read_timeout, connect_timeout=read_timeout)
+        nginx = NginxServer(upstream.render())
+        await asyncio.to_thread(nginx.start)
+        victim = addresses[0]
+        statuses, latencies, fault_at = [], [], None
+        timeout = aiohttp.ClientTimeout(total=5 + 3 * read_timeout)
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            for i in range(requests):
+                if i == fault_after:
+                    fault_at = time.time()
+                    if fault == "kill":
+                        await servers[0].stop()
+                    elif fault == "errors":
+                        apps[0][FAULTS].update({"error_rate": 1.0, "error_status": 503})
+                    else:
+                        apps[0][FAULTS].update({"hang": True})
+                started = time.monotonic()
+                try:
+                    async with session.get(f"{nginx.url}/stock/apple") as resp:
+                        await resp.read()
+                        statuses.append(resp.status)
+                except (aiohttp.ClientError, asyncio.TimeoutError):
+                    statuses.append(0)
+                latencies.append(time.monotonic() - started)
+                if interval:
+                    await asyncio.sleep(interval)
+        log = await _wait_for_log(nginx, requests)
+    finally:
+        if nginx is not None:
+            await asyncio.to_thread(nginx.stop)
+        for s in servers:
+            await s.stop()
+    records = parse_access_log(log)
+    after = records[fault_after:]
+    victim_times = [round(r.time - fault_at, 3) for r in after for a in r.upstreams if a == victim]
+    served = Counter(r.upstreams[-1] for r in after if r.upstreams)
+    after_latency = latencies[fault_after:]
+    return {
+        "fault": fault, "method": method, "max_fails": max_fails, "fail_timeout_s": fail_timeout,
+        "requests": requests, "after_fault": len(after_latency), "logged": len(records),
+        "client_errors": sum(1 for s in statuses if s != 200),
+        "retried": sum(1 for r in after if r.attempts > 1),
+        "victim_attempts": len(victim_times),
+        "victim_attempt_times_s": victim_times,
+        "victim_share_of_attempts": round(len(victim_times) / max(1, sum(r.attempts for r in after)), 3),
+        "served_after_fault": {f"inventory-{i}": served.get(a, 0) for i, a in enumerate(addresses)},
+        "seconds_after_fault": round(time.time() - fault_at, 2) if fault_at else 0.0,
+        "max_latency_after_fault_ms": round(max(after_latency) * 1000, 1) if after_latency else 0.0,
+    }
+
+
+async def _wait_for_log(nginx, lines: int, patience: float = 2.0) -> str:
+    """nginx writes a request's log line when the request ends: wait for all of them (bounded)."""
+    deadline = time.monotonic() + patience
+    text = nginx.read("access.log")
+    while len(parse_access_log(text)) < lines and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
+        text = nginx.read("access.log")
+    return text
