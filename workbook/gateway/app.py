@@ -1,0 +1,370 @@
+"""The gateway: an aiohttp application running each request through one documented pipeline.
+
+Per request, in this order (``PIPELINE``), each step able to answer on its own:
+
+1. **request id** taken from ``X-Request-Id`` or generated (``headers.request_id``);
+2. **normalise** the path (400 ``PathRejected``): everything after sees one path;
+3. **route** (404, or 405 with ``Allow``);
+4. **size**: a ``Content-Length`` above the route's ``max_body_bytes`` is a 413 before
+   any byte of the body is read (a chunked body is counted while it streams);
+5. **authenticate** (401 with ``WWW-Authenticate: Bearer``) and check the route's
+   **scopes** (403): before the limiter, so the limiter counts per *verified* client (a
+   caller cannot spend someone else's quota by claiming their name), and so an
+   unauthenticated flood is refused by the cheapest check that knows who is calling;
+6. **rate limit** (429 with ``Retry-After`` and ``RateLimit-Policy``/``RateLimit``):
+   before the breaker and the upstream, so a refused request costs the upstream nothing
+   and is never recorded as an upstream outcome;
+7. **deadline**: the route's ``timeout_seconds`` starts; every step below sees what remains;
+8. **retry within a budget** (``Retry`` + ``RetryBudget``, chapter 2) around 9-11, only for
+   replayable requests (no body: a streamed body cannot be sent twice) and, beyond a
+   refused connection (nothing was sent), only idempotent methods;
+9. **breaker** (``CircuitBreaker``, one per route), asked by *each attempt* as in chapter 2's
+   ``Pipeline`` (retry outside the breaker): an open breaker fails the attempt at once
+   (503) and is not retried;
+10. **pick an instance** (``workbook.balancing``, one balancer per service) per attempt, so
+   a retry can go to another instance; ``start``/``finish`` keep in-flight counts true;
+11. **forward** with the remaining deadline in ``x-envoy-expected-rq-timeout-ms``,
+   hop-by-hop headers removed both ways, forwarding headers appended, bodies streamed
+   both ways (``proxy``). The deadline bounds the wait for the response head; the body
+   then streams with ``timeout_seconds`` as the idle limit between chunks;
+12. **access log**: one JSON line, whatever happened (``AccessLog``).
+
+Errors are ``application/problem+json`` (RFC 9457). Upstream timeout 504, refused or
+reset 502, body too large 413. Limiters and balancers are built by factories (defaults:
+``workbook.ratelimit`` and ``workbook.balancing``), so tests and notebooks can swap them.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+from aiohttp import web
+
+from workbook.auth import (InsufficientScope, JWKSCache, JWKSUnavailable, JWTVerifier, KeySet, SigningKey,
+                           TokenRejected, VerifierConfig, require_scopes)
+from workbook.balancing import Backend, NoBackendAvailable, make_balancer
+from workbook.core.clock import LoopClock
+from workbook.gateway.accesslog import AccessLog
+from workbook.gateway.config import GatewaySettings, RateLimitSettings, RouteSettings, ServiceSettings
+from workbook.gateway.errors import (BodyTooLarge, GatewayConfigError, GatewayError, UpstreamStatus, UpstreamTimeout,
+                                     UpstreamUnavailable)
+from workbook.gateway.headers import REQUEST_ID_HEADER, request_id
+from workbook.gateway.normalize import normalize_path
+from workbook.gateway.problem import problem_response
+from workbook.gateway.proxy import Forwarder
+from workbook.gateway.routing import RouteRule, Router
+from workbook.ratelimit import MemoryRateLimiter, RateLimitPolicy, RedisRateLimiter, limit_key, ratelimit_headers
+from workbook.resilience import (Backoff, CallNotPermittedError, CircuitBreaker, CircuitBreakerConfig,
+                                 DeadlineExceededError, Retry, RetryBudget, RetryBudgetExhaustedError)
+from workbook.resilience.deadline import Deadline, deadline_scope
+
+_log = logging.getLogger(__name__)
+
+PIPELINE = ("request_id", "normalise", "route", "size", "authenticate", "rate_limit", "deadline", "retry", "breaker",
+            "pick_instance", "forward", "access_log")
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
+
+
+class RouteLimiter:
+    """A route's limiter and policy, whatever the backend: ``await decide(key)``."""
+
+    def __init__(self, name: str, settings: RateLimitSettings, limiter, policy: RateLimitPolicy):
+        self.name, self.settings, self.limiter, self.policy = name, settings, limiter, policy
+
+    async def decide(self, key: str):
+        if isinstance(self.limiter, MemoryRateLimiter):
+            return self.limiter.hit(key)
+        return await self.limiter.decide(key)
+
+
+def default_limiter_factory(name: str, settings: RateLimitSettings, *, clock=None, redis_client=None) -> RouteLimiter:
+    policy = RateLimitPolicy(settings.algorithm, settings.limit, settings.period_seconds, settings.burst, name=name)
+    if settings.backend == "redis":
+        limiter = RedisRateLimiter(redis_client, policy, on_error=settings.on_backend_error)
+    else:
+        limiter = MemoryRateLimiter(policy, clock or LoopClock())
+    return RouteLimiter(name, settings, limiter, policy)
+
+
+def default_balancer_factory(name: str, settings: ServiceSettings):
+    """The service's balancer from ``workbook.balancing`` (instances by id and weight)."""
+    return make_balancer(settings.balancer, [Backend(i.id, i.weight) for i in settings.instances])
+
+
+class _Route:
+    """What the gateway builds once per route: its rule, breaker, budget and limiter."""
+
+    def __init__(self, settings: RouteSettings, gateway: "Gateway"):
+        self.settings = settings
+        cfg = gateway.settings
+        self.max_body = settings.max_body_bytes if settings.max_body_bytes is not None else cfg.max_body_bytes
+        b = settings.breaker
+        self.breaker = CircuitBreaker(settings.name, CircuitBreakerConfig(
+            failure_rate_threshold=b.failure_rate_threshold, sliding_window_size=b.sliding_window_size,
+            minimum_number_of_calls=min(b.minimum_number_of_calls, b.sliding_window_size),
+            wait_duration_in_open_state=b.wait_duration_in_open_state,
+            permitted_number_of_calls_in_half_open_state=b.permitted_number_of_calls_in_half_open_state),
+            clock=gateway.clock) if b.enabled else None
+        r = settings.retries
+        self.budget = RetryBudget(r.budget_percent, r.min_retries, clock=gateway.clock)
+        self.limiter = gateway.limiters.get(settings.rate_limit) if settings.rate_limit else None
+
+
+class Gateway:
+    """Build with settings (``load_config``), then ``app = await gateway.application()``.
+
+    ``verifier`` replaces the one built from ``settings.jwt`` (a test's ``KeySet``);
+    ``limiter_factory(name, settings)`` and ``balancer_factory(name, settings)`` replace
+    the defaults; ``now`` is the epoch clock for token times, ``clock`` the loop clock for
+    deadlines, breakers, budgets and latencies.
+    """
+
+    def __init__(self, settings: GatewaySettings, *, verifier=None, limiter_factory=None, balancer_factory=None,
+                 clock=None, now=None, access_log: AccessLog | None = None, redis_client=None,
+                 source: str = "<config>"):
+        if not isinstance(settings, GatewaySettings):
+            raise GatewayConfigError(source, [("<top>", "expected GatewaySettings (see load_config)")])
+        self.settings, self.source = settings, source
+        self.clock = clock or LoopClock()
+        self.now = now
+        self.verifier = verifier
+        self.access_log = access_log or AccessLog()
+        self.redis_client = redis_client
+        make_limiter = limiter_factory or (lambda n, s: default_limiter_factory(
+            n, s, clock=self.clock, redis_client=self.redis_client))
+        make_lb = balancer_factory or default_balancer_factory
+        self.limiters = {n: make_limiter(n, s) for n, s in settings.rate_limiters.items()}
+        self.balancers = {n: make_lb(n, s) for n, s in settings.services.items()}
+        self.instances = {n: {i.id: i.url for i in s.instances} for n, s in settings.services.items()}
+        self.routes = {r.name: _Route(r, self) for r in settings.routes}
+        self.router = Router(RouteRule(r.name, r.path, r.match, tuple(r.methods), r.host, self.routes[r.name])
+                             for r in settings.routes)
+        self.forwarder: Forwarder | None = None
+        self.requests = 0
+        self.statuses: dict[int, int] = {}
+
+    async def _build_verifier(self):
+        jwt_cfg = self.settings.jwt
+        if self.verifier is not None or jwt_cfg is None:
+            return
+        config = VerifierConfig(issuer=jwt_cfg.issuer, audience=jwt_cfg.audience, algorithms=tuple(jwt_cfg.algorithms),
+                                leeway=jwt_cfg.leeway_seconds, required_claims=tuple(jwt_cfg.required_claims),
+                                max_token_bytes=jwt_cfg.max_token_bytes)
+        hmac_keys = KeySet(SigningKey.hmac(secret, kid) for kid, secret in jwt_cfg.hmac_secrets.items())
+        keys = hmac_keys
+        if jwt_cfg.jwks_url:
+            cache = JWKSCache(jwt_cfg.jwks_url, ttl=jwt_cfg.jwks_ttl_seconds, clock=self.clock)
+            try:
+                await cache.refresh()
+            except JWKSUnavailable as exc:
+                raise GatewayConfigError(self.source, [("jwt.jwks_url", f"{jwt_cfg.jwks_url} did not answer with a "
+                                                                        f"JWKS: {exc.detail}")]) from None
+            keys = _Chain(hmac_keys, cache) if jwt_cfg.hmac_secrets else cache
+        kwargs = {"now": self.now} if self.now is not None else {}
+        self.verifier = JWTVerifier(config, keys, **kwargs)
+
+    async def application(self) -> web.Application:
+        """The aiohttp application (fetches the JWKS first: a dead URL is a ``GatewayConfigError``)."""
+        await self._build_verifier()
+        app = web.Application(handler_args={"max_line_size": self.settings.max_header_bytes,
+                                            "max_field_size": self.settings.max_header_bytes})
+        app.router.add_route("*", "/{tail:.*}", self.handle)
+
+        async def on_startup(_app):
+            self.forwarder = Forwarder()
+
+        async def on_cleanup(_app):
+            if self.forwarder is not None:
+                await self.forwarder.close()
+
+        app.on_startup.append(on_startup)
+        app.on_cleanup.append(on_cleanup)
+        return app
+
+    # -- the pipeline --------------------------------------------------------------
+    async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        started = self.clock.now()
+        rid, _ = request_id(request.headers)
+        entry = {"request_id": rid, "method": request.method, "path": None, "route": None, "upstream": None,
+                 "instance": None, "status": None, "limiter": None, "attempts": 0, "bytes_in": 0, "bytes_out": 0,
+                 "error": None}
+        try:
+            response = await self._handle(request, rid, entry)
+        except GatewayError as exc:
+            response = self._problem(exc.status, exc.title, exc.detail, request, rid, kind=exc.kind)
+            entry["error"] = type(exc).__name__
+        except Exception as exc:  # a bug: answered and logged, never a crash
+            _log.exception("gateway: unexpected error for %s", rid)
+            response = self._problem(500, "Internal gateway error", type(exc).__name__, request, rid, kind="internal")
+            entry["error"] = f"{type(exc).__name__}: {exc}"
+        entry["status"] = response.status
+        entry["latency_ms"] = round((self.clock.now() - started) * 1000, 3)
+        self.requests += 1
+        self.statuses[response.status] = self.statuses.get(response.status, 0) + 1
+        self.access_log.write(entry)
+        return response
+
+    def _problem(self, status, title, detail, request, rid, *, kind, headers=None, **extra):
+        headers = dict(headers or {})
+        headers[REQUEST_ID_HEADER] = rid
+        return problem_response(status, title, detail, kind=kind, headers=headers,
+                                instance=None, request_id=rid, **extra)
+
+    async def _handle(self, request, rid, entry):
+        raw = request.raw_path.split("?", 1)[0]
+        path = normalize_path(raw, encoded_slash=self.settings.encoded_slash)
+        entry["path"] = path
+        found = self.router.match(request.method, path, request.headers.get("Host"))
+        if found.rule is None:
+            if found.allowed:
+                return self._problem(405, "Method not allowed", f"{request.method} is not routed for {path}",
+                                     request, rid, kind="method-not-allowed", headers={"Allow": ", ".join(found.allowed)})
+            return self._problem(404, "No route", f"no route matches {path}", request, rid, kind="no-route")
+        route: _Route = found.rule.target
+        rs = route.settings
+        entry["route"], entry["upstream"] = rs.name, rs.upstream
+        length = request.headers.get("Content-Length")
+        if length is not None and length.isdigit() and int(length) > route.max_body:
+            raise BodyTooLarge(f"Content-Length {int(length)} > {route.max_body} bytes allowed on route {rs.name!r}")
+        claims = None
+        if rs.auth.required:
+            claims = await self._authenticate(request, rs)
+            if isinstance(claims, web.StreamResponse):
+                return claims
+            try:
+                require_scopes(claims, rs.auth.scopes)
+            except InsufficientScope as exc:
+                return self._problem(403, "Insufficient scope", str(exc), request, rid, kind="insufficient-scope",
+                                     headers={"WWW-Authenticate": 'Bearer error="insufficient_scope", scope="'
+                                              + " ".join(rs.auth.scopes) + '"'})
+        limit_headers = {}
+        if route.limiter is not None:
+            client = str(claims.get("sub")) if claims and claims.get("sub") else f"ip:{request.remote}"
+            key = limit_key(route.limiter.settings.key, client=client, route=rs.name)
+            decision = await route.limiter.decide(key)
+            limit_headers = ratelimit_headers(route.limiter.policy, decision)
+            entry["limiter"] = ("allowed" if decision.allowed else "rejected") + (
+                f"/fail_{decision.fail_mode}" if decision.fail_mode else "")
+            if not decision.allowed:
+                return self._problem(429, "Too many requests", f"limit {route.limiter.policy.limit} per "
+                                     f"{route.limiter.policy.period:g} s on {rs.name!r}", request, rid,
+                                     kind="rate-limited", headers=limit_headers)
+        return await self._forward(request, route, path, rid, entry, limit_headers)
+
+    async def _authenticate(self, request, rs):
+        rid = request.headers.get(REQUEST_ID_HEADER)
+        header = request.headers.get("Authorization")
+        if self.verifier is None:
+            raise GatewayConfigError(self.source, [("jwt", "no verifier: call application() first")])
+        if header is None or not header.startswith("Bearer "):
+            return self._problem(401, "Authentication required", "expected Authorization: Bearer <token>",
+                                 request, rid or "", kind="unauthenticated",
+                                 headers={"WWW-Authenticate": 'Bearer realm="gateway"'})
+        try:
+            return await self.verifier.verify(header[7:].strip())
+        except TokenRejected as exc:
+            return self._problem(401, "Invalid token", str(exc), request, rid or "", kind="invalid-token",
+                                 reason=exc.reason,
+                                 headers={"WWW-Authenticate": f'Bearer realm="gateway", error="invalid_token", '
+                                                              f'error_description="{exc.reason}"'})
+        except JWKSUnavailable as exc:
+            return self._problem(503, "Keys unavailable", str(exc), request, rid or "", kind="jwks-unavailable")
+
+    async def _forward(self, request, route: _Route, path, rid, entry, extra_headers):
+        rs = route.settings
+        balancer = self.balancers[rs.upstream]
+        replayable = not request.body_exists
+        idempotent = request.method in IDEMPOTENT_METHODS
+        attempts = rs.retries.attempts if replayable else 1
+        upstream_path = path
+        if rs.rewrite_prefix is not None:
+            rest = path[len(rs.path.rstrip("/")):]
+            upstream_path = rs.rewrite_prefix.rstrip("/") + rest if rest else rs.rewrite_prefix
+            upstream_path = upstream_path or "/"
+        query = request.raw_path.split("?", 1)[1] if "?" in request.raw_path else None
+        counter = {"n": 0}
+
+        async def attempt():
+            counter["n"] += 1
+            entry["attempts"] = counter["n"]
+            last = counter["n"] >= attempts
+            token = route.breaker.acquire_permission() if route.breaker else None
+            try:
+                backend = balancer.pick(entry["request_id"])
+            except NoBackendAvailable:
+                if route.breaker:
+                    route.breaker.release_permission(token)
+                raise
+            entry["instance"] = backend.name
+            balancer.start(backend)
+            began = self.clock.now()
+            failed = True
+            try:
+                upstream = await self.forwarder.send(
+                    request, self.instances[rs.upstream][backend.name], upstream_path, query, rid,
+                    max_body=route.max_body, entry=entry, idempotent=idempotent)
+                failed = upstream.status >= 500
+                if failed and upstream.status in rs.retries.retry_on_status and not last:
+                    upstream.release()
+                    raise UpstreamStatus(upstream.status, retryable=idempotent)
+                return upstream
+            except Exception as exc:
+                if route.breaker:
+                    route.breaker.on_error(token, self.clock.now() - began, exc)
+                    token = None
+                raise
+            finally:
+                balancer.finish(backend, self.clock.now() - began, failed=failed)
+                if route.breaker and token is not None:
+                    if failed:
+                        route.breaker.on_error(token, self.clock.now() - began, UpstreamStatus(500, retryable=False))
+                    else:
+                        route.breaker.on_success(token, self.clock.now() - began)
+
+        retry = Retry(attempts, Backoff(initial=0.01, cap=0.1), budget=route.budget, clock=self.clock,
+                      retry_on=_retryable, max_retry_after=0.0)
+        deadline = Deadline.after(rs.timeout_seconds, self.clock)
+        try:
+            with deadline_scope(deadline):
+                upstream = await retry.call_async(attempt)
+        except CallNotPermittedError as exc:
+            return self._problem(503, "Circuit open", str(exc), request, rid, kind="circuit-open",
+                                 headers={"Retry-After": str(max(1, math.ceil(rs.breaker.wait_duration_in_open_state)))})
+        except NoBackendAvailable as exc:
+            return self._problem(503, "No instance", str(exc), request, rid, kind="no-instance")
+        except RetryBudgetExhaustedError as exc:
+            last = exc.last_error
+            status = last.status if isinstance(last, (GatewayError, UpstreamStatus)) else 503
+            return self._problem(status if status in (502, 503, 504) else 503, "Retry budget exhausted", str(exc),
+                                 request, rid, kind="retry-budget-exhausted")
+        except UpstreamStatus as exc:  # not retried (non-idempotent): its body was released
+            return self._problem(exc.status, "Upstream error", str(exc), request, rid, kind="upstream-error")
+        except (DeadlineExceededError, TimeoutError):
+            raise UpstreamTimeout(f"no response from {rs.upstream} within {rs.timeout_seconds:g} s") from None
+        entry["status"] = upstream.status
+        return await self.forwarder.relay(request, upstream, rid, entry, idle_timeout=rs.timeout_seconds,
+                                          extra_headers=extra_headers)
+
+
+def _retryable(exc: BaseException) -> bool:
+    if isinstance(exc, UpstreamStatus):
+        return exc.retryable
+    if isinstance(exc, UpstreamUnavailable):
+        return exc.retryable
+    return False
+
+
+class _Chain:
+    """Look a kid up in several key sources, in order."""
+
+    def __init__(self, *sources):
+        self.sources = sources
+
+    async def key(self, kid):
+        for source in self.sources:
+            found = await source.key(kid)
+            if found is not None:
+                return found
+        return None
+
