@@ -6,7 +6,8 @@ name rules and durations), ``promql`` (``rate``/``increase``/``histogram_quantil
 ``templating`` (Go-template alert labels and annotations), ``rules`` (rule files and the
 alert evaluator: pending, firing, ``keep_firing_for``), ``alertmanager`` (routing,
 grouping, inhibition, silences), ``webhook`` (delivery and a recording receiver),
-``naive`` (the source article's alert manager, for comparison), ``errors``. No plotting imports; time comes from the caller or an injected ``Clock``.
+``instrument`` (RED and breaker/retry metrics with ``prometheus_client``, a scraper into a
+``SeriesStore`` in virtual time), ``naive`` (the source article's alert manager, for comparison), ``errors``. No plotting imports; time comes from the caller or an injected ``Clock``.
 """
 
 from workbook.observability.alertmanager import (Alertmanager, AMAlert, InhibitRule, Matcher, Route, Silence,
@@ -15,6 +16,8 @@ from workbook.observability.errors import (DurationError, InvalidNameError, Obse
                                            RuleFileError, TemplateError)
 from workbook.observability.promql import (Engine, check_expression, delta, extrapolated_rate, histogram_quantile,
                                            increase, over_time, parse_promql, rate)
+from workbook.observability.instrument import (LATENCY_BUCKETS, ResilienceMetrics, Scraper, ServiceMetrics,
+                                               instrument_app, metrics_middleware)
 from workbook.observability.naive import NaiveAlertManager
 from workbook.observability.rules import (Alert, AlertRule, AlertState, RecordingRule, RuleEvaluator, RuleGroup,
                                           dump_rules, load_rules, promtool_unit_test)
@@ -24,6 +27,7 @@ from workbook.observability.templating import check_template, expand, go_float
 from workbook.observability.webhook import RECEIVED, WebhookError, WebhookSender, webhook_receiver_app
 
 __all__ = [
+    "LATENCY_BUCKETS", "ResilienceMetrics", "Scraper", "ServiceMetrics", "instrument_app", "metrics_middleware",
     "AMAlert", "Alert", "AlertRule", "AlertState", "Alertmanager", "InhibitRule", "Matcher", "NaiveAlertManager",
     "RECEIVED", "RecordingRule", "Route", "RuleEvaluator", "RuleGroup", "Silence", "WebhookError", "WebhookSender",
     "alerts_from_rules", "check_template", "dump_rules", "expand", "go_float", "load_rules", "parse_matcher",
