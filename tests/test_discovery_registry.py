@@ -200,3 +200,21 @@ def test_an_etcd_endpoint_that_does_not_answer_is_named():
     _run_real(main(), limit=10)
     with pytest.raises(ParameterError, match=r"endpoints\[0\]"):
         EtcdRegistry("127.0.0.1:2379")
+
+
+def test_keepalive_renews_reregisters_after_a_long_pause_and_deregisters_on_stop(backend):
+    from workbook.discovery import KeepAlive
+
+    async def main():
+        async with backend.make() as reg:
+            keep = await KeepAlive(reg, inst(1), ttl=1, interval=0.25).start()
+            await asyncio.sleep(2.5)
+            assert (await reg.snapshot("cart")).ids == ["cart-1"] and keep.renewals >= 5
+            keep.pause()  # cut off longer than the TTL: the lease expires
+            assert await eventually(lambda: _ids_are(reg, []), limit=6.0)
+            keep.resume()  # the next renewal finds the lease gone and registers again
+            assert await eventually(lambda: _ids_are(reg, ["cart-1"]), limit=3.0)
+            assert keep.reregistrations == 1
+            await keep.stop()
+            assert (await reg.snapshot("cart")).ids == []
+    backend.run(main())
