@@ -53,7 +53,8 @@ def test_detector_sweep_table_trades_detection_time_for_false_suspicions():
 
 
 def test_phi_adapts_to_a_slower_sender_and_a_tight_timeout_does_not():
-    rows = {r["detector"]: r for r in detector_sweep_table(seed=0, heartbeat_interval=2.0, heartbeats=900,
-                                                           phi_thresholds=(8,), timeouts=(2,), acceptable_pauses=(0.0,))}
+    table = detector_sweep_table(seed=0, heartbeat_interval=2.0, heartbeats=900, phi_thresholds=(8,), timeouts=(2,),
+                                 acceptable_pauses=(0.0,))
+    rows = {r["detector"]: r for r in table}
     assert rows["timeout 2 s"]["false_suspicions"] > 100
     assert rows["phi 8"]["false_suspicions"] < 20

@@ -138,7 +138,8 @@ class EtcdCluster:
                 m = self.members[i]
                 if m.process is not None and m.process.poll() is not None:
                     err = m.process.stderr.read().decode(errors="replace")[-2000:]
-                    raise ServiceUnavailable(f"etcd member {m.name} exited at start (code {m.process.returncode}): {err}")
+                    raise ServiceUnavailable(
+                        f"etcd member {m.name} exited at start (code {m.process.returncode}): {err}")
                 if member_healthy(m.client_url):
                     pending.remove(i)
             if pending:

@@ -146,6 +146,10 @@ class InMemoryRegistry(Registry):
         self._check_reachable()
         return self._snapshot(service)
 
+    def current(self, service: str) -> Snapshot:
+        """The registry's own view of ``service`` (no client call: works while unreachable)."""
+        return self._snapshot(check_name("service", service))
+
     def _snapshot(self, service: str) -> Snapshot:
         entries = self._services.get(service, {})
         return Snapshot(service, self._service_revision.get(service, 0),
@@ -182,7 +186,8 @@ class InMemoryRegistry(Registry):
 
     def renewal_threshold(self) -> int:
         c = self.config
-        return int(self.expected_clients * (c.renewal_window / c.expected_renewal_interval) * c.renewal_percent_threshold)
+        per_client = c.renewal_window / c.expected_renewal_interval
+        return int(self.expected_clients * per_client * c.renewal_percent_threshold)
 
     def lease_expiration_enabled(self, now: float | None = None) -> bool:
         """Eureka's ``isLeaseExpirationEnabled``: always without self-preservation, else only

@@ -101,10 +101,9 @@ class Resolver:
 
     @property
     def status(self) -> ResolverStatus:
+        error = None if self.last_error is None else f"{type(self.last_error).__name__}: {self.last_error}"
         return ResolverStatus(self.connected, None if self.snapshot is None else self.snapshot.revision,
-                              self.disconnected_since, self.failures,
-                              None if self.last_error is None else f"{type(self.last_error).__name__}: {self.last_error}",
-                              self.updates)
+                              self.disconnected_since, self.failures, error, self.updates)
 
     async def wait_updated(self, timeout: float) -> bool:
         """Wait until the cache next changes (bounded); True if it did."""

@@ -16,7 +16,6 @@ died right after sending it, the detector would have suspected at its
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 

@@ -69,7 +69,7 @@ def self_preservation_run(self_preservation: bool, *, seed: int = 0, instances: 
             task = asyncio.ensure_future(script())
             t = 0.0
             while t <= duration:
-                listed = {i.instance_id for i in reg._snapshot(SERVICE).instances}
+                listed = {i.instance_id for i in reg.current(SERVICE).instances}
                 out["times"].append(round(t, 3))
                 out["registered"].append(len(listed))
                 out["alive"].append(instances - len(crashed))
