@@ -6,6 +6,7 @@
 * ``analysis``: the semantic checks of ``istioctl analyze`` (missing hosts, subsets,
   gateways, selectors; route weights) against a cluster ``Inventory``;
 * ``authz``: AuthorizationPolicy evaluated with Istio's semantics (CUSTOM, DENY, ALLOW);
+* ``enforce``: the same decision on live aiohttp traffic, identity from the certificate;
 * ``mtls``: a mesh certificate authority, SPIFFE workload certificates, TLS 1.3 contexts
   verified on both sides, certificate rotation, and PeerAuthentication modes
   (STRICT, PERMISSIVE, DISABLE) on a listener that detects TLS by its first byte.
@@ -22,6 +23,7 @@ from workbook.mesh.authz import (
     policies_from,
     rule_matches,
 )
+from workbook.mesh.enforce import authorization_middleware, authz_request_from_http
 from workbook.mesh.errors import MeshConfigError, MeshError, MtlsRefused
 from workbook.mesh.findings import Finding
 from workbook.mesh.mtls import (
@@ -47,4 +49,5 @@ __all__ = [
     "rule_matches", "strict_schema", "validate_resources",
     "MeshCA", "MeshListener", "Refusal", "WorkloadCertificate", "WorkloadIdentity", "effective_mtls_mode",
     "mtls_handshake", "peer_principal", "spiffe_id", "spiffe_id_from_der",
+    "authorization_middleware", "authz_request_from_http",
 ]
