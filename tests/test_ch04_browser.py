@@ -27,8 +27,8 @@ CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 NOTEBOOK = "pbs_panel.ipynb"
-CELLS = ["from workbook.labs import setup_notebook\n\nsetup_notebook()\nfrom workbook.labs.ch04_data import figures as viz",
-         "viz.pbs_panel(seed=0)"]
+CELLS = ["from workbook.labs import setup_notebook\n\nsetup_notebook()\n"
+         "from workbook.labs.ch04_data import figures as viz", "viz.pbs_panel(seed=0)"]
 
 
 def missing(message: str):
@@ -149,7 +149,8 @@ def test_pbs_panel_reacts_to_its_sliders(jupyterlab, tmp_path):
             panel.wait_for(state="visible", timeout=180_000)
             page.wait_for_function(
                 "() => { const p = [...document.querySelectorAll('.jp-InputPrompt')].map(e => e.textContent);"
-                " return p.length > 0 && !p.some(t => t.includes('*')) && p.filter(t => /\\[\\d+\\]/.test(t)).length >= 2; }",
+                " return p.length > 0 && !p.some(t => t.includes('*'))"
+                " && p.filter(t => /\\[\\d+\\]/.test(t)).length >= 2; }",
                 timeout=240_000)
             panel.scroll_into_view_if_needed()
             line = panel.locator(".js-plotly-plot .scatterlayer .trace path.js-line").first

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from workbook.consistency import (Quorum, QuorumUnavailable, ReplicatedRegister, check_linearizable,
                                   stale_read_probability)
-from workbook.core.seeds import stream
+from workbook.core.seeds import derive_seed, stream
 from workbook.core.simnet import SimNetwork
 from workbook.core.stats import quantile
 from workbook.core.verdict import Verdict
@@ -150,7 +150,6 @@ def random_histories(quorum: Quorum, mode: str, *, histories: int, seed: int, do
 
 
 def _seed(seed: int, k: int) -> int:
-    from workbook.core.seeds import derive_seed
     return derive_seed(seed, "ch04", "history", k)
 
 

@@ -18,7 +18,7 @@ import logging
 from collections import Counter
 from dataclasses import dataclass, field
 
-from workbook.core.clock import LoopClock, ManualClock
+from workbook.core.clock import LoopClock
 from workbook.core.load import open_loop
 from workbook.core.seeds import stream
 from workbook.core.virtual_time import run_virtual
