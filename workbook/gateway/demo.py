@@ -147,6 +147,12 @@ class DemoStack:
         self.jwks_url = ""
         self.keys: tuple[SigningKey, ...] = ()
         self.settings: GatewaySettings | None = None
+        self.echo_app: web.Application | None = None
+
+    @property
+    def echo_hits(self) -> dict[str, int]:
+        """Requests the echo upstream answered, by path (``/echo/status/...`` and the echo route)."""
+        return self.echo_app[HITS]
 
     @classmethod
     async def start(cls, *, instances: int = 2, config_overrides=None, keys=None, seed: int = 0,
@@ -160,8 +166,9 @@ class DemoStack:
                 return web.json_response(jwks_document(*stack.keys))
 
             jwks_app.router.add_get("/.well-known/jwks.json", jwks)
+            stack.echo_app = make_echo_app()
             backends = await AppServers.start(*[make_demo_app(f"inventory-{i + 1}", seed=seed + i)
-                                                for i in range(instances)], make_echo_app(), jwks_app)
+                                                for i in range(instances)], stack.echo_app, jwks_app)
             stack.servers.append(backends)
             stack.inventory_urls, (stack.echo_url, jwks_base) = backends.urls[:instances], backends.urls[instances:]
             stack.jwks_url = f"{jwks_base}/.well-known/jwks.json"
