@@ -3,9 +3,10 @@
 Per algorithm and size: ``pick`` alone, and the whole request protocol
 (``pick`` + ``start`` + ``finish`` with a latency), in ns per call, the best of several
 interleaved rounds (``timeit`` style: noise from other processes only inflates a figure,
-so the best is the least disturbed; interleaving spreads a burst over all candidates). Hash balancers pick with a key from a pre-built list of
-4,096 keys. The build cost of the hash tables (ring, Maglev table) is timed apart: it is
-paid on every change of the backend set, not per pick. ``ManualClock`` keeps clock reads
+so the best is the least disturbed; interleaving spreads a burst over all candidates).
+Hash balancers pick with a key from a pre-built list of 4,096 keys. The build cost of the
+hash tables (ring, Maglev table) is timed apart: it is paid on every change of the backend
+set, not per pick. ``ManualClock`` keeps clock reads
 out of the figures except where an algorithm reads the clock itself (peak EWMA).
 """
 
@@ -89,8 +90,8 @@ def run() -> str:
     lines = [
         "## Load balancer pick cost (chapter 5)",
         "",
-        f"ns per call, best of {ROUNDS} interleaved rounds of about {TARGET * 1000:.0f} ms each; `cycle` = `pick` + `start` + "
-        "`finish(latency)`; `build` = constructing the balancer (the hash tables) once.",
+        f"ns per call, best of {ROUNDS} interleaved rounds of about {TARGET * 1000:.0f} ms each; "
+        "`cycle` = `pick` + `start` + `finish(latency)`; `build` = constructing the balancer (the hash tables) once.",
         "",
         "| algorithm | pick, 10 | pick, 1,000 | cycle, 10 | cycle, 1,000 | build, 1,000 |",
         "|---|---:|---:|---:|---:|---:|",

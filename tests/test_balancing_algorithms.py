@@ -7,9 +7,10 @@ from collections import Counter
 
 import pytest
 
-from workbook.balancing import (BALANCERS, Backend, LeastConnections, LeastRequest, Maglev, NaiveLeastConnections,
-                                NaiveWeightedRoundRobin, NoBackendAvailable, PENALTY, PeakEwma, RandomBalancer, RingHash, RoundRobin,
-                                SmoothWeightedRoundRobin, UnbalancedFinish, make_balancer)
+from workbook.balancing import (BALANCERS, PENALTY, Backend, LeastConnections, LeastRequest, Maglev,
+                                NaiveLeastConnections, NaiveWeightedRoundRobin, NoBackendAvailable, PeakEwma,
+                                RandomBalancer, RingHash, RoundRobin, SmoothWeightedRoundRobin, UnbalancedFinish,
+                                make_balancer)
 from workbook.core import ManualClock, ParameterError, WorkbookError
 
 
@@ -262,7 +263,8 @@ def test_unknown_algorithm_and_option_are_named():
         make_balancer("least_request", ["a"], choices=3)
     assert isinstance(make_balancer("maglev", ["a"], table_size=5), Maglev)
     assert sorted(BALANCERS) == sorted({"round_robin", "weighted_round_robin", "random", "least_connections",
-                                         "naive_least_connections", "naive_weighted_round_robin", "least_request", "peak_ewma", "ring_hash", "maglev"})
+                                         "naive_least_connections", "naive_weighted_round_robin", "least_request",
+                                         "peak_ewma", "ring_hash", "maglev"})
 
 
 @pytest.mark.parametrize("algorithm", sorted(BALANCERS))

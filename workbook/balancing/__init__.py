@@ -34,7 +34,9 @@ from workbook.balancing.round_robin import (NaiveWeightedRoundRobin, RandomBalan
                                             SmoothWeightedRoundRobin)
 
 __all__ = [
-    "AccessRecord", "BALANCERS", "NEXT_UPSTREAM_CONDITIONS", "NGINX_METHODS", "NginxUpstream", "parse_access_log", "Backend", "BalancingError", "HASH_BALANCERS", "LeastConnections", "LeastRequest", "LoadBalancer",
-    "Maglev", "NaiveLeastConnections", "NaiveWeightedRoundRobin", "NoBackendAvailable", "PENALTY", "PeakEwma", "RandomBalancer", "RingHash",
-    "RoundRobin", "SmoothWeightedRoundRobin", "UnbalancedFinish", "as_backends", "hash64", "make_balancer",
+    "AccessRecord", "as_backends", "Backend", "BALANCERS", "BalancingError", "hash64", "HASH_BALANCERS",
+    "LeastConnections", "LeastRequest", "LoadBalancer", "Maglev", "make_balancer", "NaiveLeastConnections",
+    "NaiveWeightedRoundRobin", "NEXT_UPSTREAM_CONDITIONS", "NGINX_METHODS", "NginxUpstream", "NoBackendAvailable",
+    "parse_access_log", "PeakEwma", "PENALTY", "RandomBalancer", "RingHash", "RoundRobin",
+    "SmoothWeightedRoundRobin", "UnbalancedFinish",
 ]
