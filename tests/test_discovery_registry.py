@@ -218,3 +218,15 @@ def test_keepalive_renews_reregisters_after_a_long_pause_and_deregisters_on_stop
             await keep.stop()
             assert (await reg.snapshot("cart")).ids == []
     backend.run(main())
+
+
+def test_an_index_ahead_of_the_registry_returns_at_once_instead_of_waiting(backend):
+    """A client whose index comes from a registry that was recreated must not wait for it (Consul: reset)."""
+    async def main():
+        async with backend.make() as reg:
+            await reg.register(inst(1), ttl=10)
+            loop = asyncio.get_running_loop()
+            t0 = loop.time()
+            snap = await reg.wait_for_change("cart", 10**9, timeout=5.0)
+            assert snap.ids == ["cart-1"] and loop.time() - t0 < 1.0
+    backend.run(main())

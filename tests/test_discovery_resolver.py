@@ -83,3 +83,24 @@ def test_an_empty_set_says_whether_the_registry_said_so_or_is_unreachable():
                 with pytest.raises(NoInstancesAvailable, match="unreachable"):
                     res.instances()
     run_virtual(main())
+
+
+def test_registry_watch_yields_each_new_set_once():
+    async def main():
+        async with InMemoryRegistry() as reg:
+            await reg.register(Instance("cart", "c1"), ttl=1000)
+            seen = []
+
+            async def follow():
+                async for snap in reg.watch("cart", timeout=10.0):
+                    seen.append((asyncio.get_running_loop().time(), snap.ids))
+                    if len(seen) == 3:
+                        return
+            task = asyncio.ensure_future(follow())
+            await asyncio.sleep(25)
+            await reg.register(Instance("cart", "c2"), ttl=1000)
+            await asyncio.sleep(5)
+            await reg.deregister("cart", "c1")
+            await task
+            return seen
+    assert run_virtual(main()) == [(0.0, ["c1"]), (25.0, ["c1", "c2"]), (30.0, ["c2"])]

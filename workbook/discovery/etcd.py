@@ -8,6 +8,8 @@ attached to a lease:
 * ``register``: ``/v3/lease/grant`` (TTL), then ``/v3/kv/txn`` comparing the key's
   ``create_revision`` with 0 (absent) and putting it with the lease; if the key exists,
   the lease is revoked and ``AlreadyRegistered`` raised.
+* ``register`` rounds the TTL to whole seconds (at least 1), as etcd leases are; the
+  ``Lease`` carries the TTL etcd granted.
 * ``renew``: ``/v3/lease/keepalive``; a TTL of 0 or no TTL in the answer means the lease
   is gone (``LeaseExpired``). etcd raises a TTL below its minimum (about 1.5 x the election
   timeout) to that minimum.
@@ -16,7 +18,9 @@ attached to a lease:
   snapshot's revision. ``serializable=True`` reads the contacted member's local copy, which
   still answers when the cluster has lost its quorum (possibly stale).
 * ``wait_for_change``: a ``/v3/watch`` stream from ``revision + 1`` over the prefix; the
-  first event ends the wait and a fresh range is read. A compacted start revision ends it too.
+  first event ends the wait and a fresh range is read. A compacted start revision ends it
+  too, and so does an index ahead of the store (a recreated cluster): the client resets,
+  as Consul's blocking query documentation asks.
 
 Every request is bounded by ``request_timeout``. Endpoints are tried in order; a member
 that refuses the connection or times out is skipped. When none can do a write and a
@@ -167,7 +171,7 @@ class EtcdRegistry(Registry):
         if not answer.get("succeeded", False):
             await self._revoke(lease_id)
             raise AlreadyRegistered(instance.service, instance.instance_id)
-        return Lease(lease_id, instance.service, instance.instance_id, ttl)
+        return Lease(lease_id, instance.service, instance.instance_id, float(grant.get("TTL", ttl)))
 
     async def _revoke(self, lease_id) -> None:
         try:
@@ -237,6 +241,8 @@ class EtcdRegistry(Registry):
                             if not line.strip():
                                 continue
                             result = json.loads(line).get("result", {})
+                            if result.get("created") and int(result.get("header", {}).get("revision", 0)) < revision:
+                                return  # the store is behind the index (a new cluster): reset, as Consul says
                             if result.get("events") or int(result.get("compact_revision", 0) or 0) > 0 \
                                     or result.get("canceled"):
                                 return
