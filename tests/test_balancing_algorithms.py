@@ -103,6 +103,20 @@ def test_finish_without_start_is_an_error_and_request_context_keeps_counts():
     assert lb.inflight(backend) == 0
 
 
+def test_a_pick_alone_leaves_no_phantom_request():
+    lb = LeastConnections(["a", "b"])
+    for _ in range(5):
+        lb.pick()
+    assert lb.inflight("a") == lb.inflight("b") == 0
+
+
+def test_a_backend_carries_its_address():
+    lb = RoundRobin([Backend("i-1", 1, "127.0.0.1:8081"), Backend("i-2", 2, "http://127.0.0.1:8082")])
+    assert [lb.pick().address for _ in range(2)] == ["127.0.0.1:8081", "http://127.0.0.1:8082"]
+    with pytest.raises(ParameterError, match=r"backends\[0\]\.address"):
+        RoundRobin([Backend("i-1", 1, "")])
+
+
 def test_removed_backend_keeps_its_in_flight_until_they_finish():
     lb = LeastConnections(["a", "b"])
     lb.start("a")
@@ -185,6 +199,15 @@ def test_peak_ewma_cost_is_latency_times_in_flight_plus_one_and_unknown_is_penal
     lb.start("a")
     lb.start("a")
     assert lb.load("a") == pytest.approx(0.2 * 3)
+
+
+def test_peak_ewma_forgets_a_backend_that_left_after_its_last_request():
+    lb = PeakEwma(["a", "b"], clock=ManualClock())
+    lb.start("a")
+    lb.set_backends(["b"])
+    lb.finish("a", 0.3)
+    lb.set_backends(["b"])
+    assert lb.ewma("a") == 0.0 and "a" not in lb._cost
 
 
 def test_peak_ewma_picks_two_distinct_and_prefers_the_cheaper():

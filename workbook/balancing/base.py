@@ -48,10 +48,16 @@ class UnbalancedFinish(BalancingError, RuntimeError):
 
 @dataclass(frozen=True)
 class Backend:
-    """One instance a balancer can send to: a unique ``name`` and a ``weight`` >= 0."""
+    """One instance a balancer can send to: a unique ``name``, a ``weight`` >= 0 and, for
+    callers that send over a network, its ``address`` (``host:port`` or a base URL).
+
+    A discovery resolver feeds a balancer with
+    ``lb.set_backends([Backend(i.instance_id, i.weight, f"{i.host}:{i.port}") for i in ...])``.
+    """
 
     name: str
     weight: float = 1
+    address: str | None = None
 
     def __str__(self):
         return self.name
@@ -72,6 +78,8 @@ def as_backends(backends: Iterable[Backend | str], field: str = "backends") -> l
         w = b.weight
         if isinstance(w, bool) or not isinstance(w, numbers.Real) or w != w or w < 0 or w == float("inf"):
             raise ParameterError(f"{field}[{i}].weight", w, "a finite number >= 0 (0 drains the backend)")
+        if b.address is not None and (not isinstance(b.address, str) or not b.address):
+            raise ParameterError(f"{field}[{i}].address", b.address, "a non-empty str ('host:port' or a URL) or None")
         if b.name in seen:
             raise ParameterError(f"{field}[{i}].name", b.name, "a name not used by another backend")
         seen.add(b.name)

@@ -45,7 +45,11 @@ class PeakEwma(LoadBalancer):
         super().__init__(backends, clock=clock)
 
     def _rebuild(self) -> None:
-        # no stamp until the first observation: while the cost is 0 its age does not matter
+        # no stamp until the first observation: while the cost is 0 its age does not matter;
+        # a backend that left is forgotten once its last request finished
+        keep = {b.name for b in self.backends} | {n for n, c in self._inflight.items() if c > 0}
+        self._cost = {n: c for n, c in self._cost.items() if n in keep}
+        self._stamp = {n: t for n, t in self._stamp.items() if n in keep}
         for b in self.backends:
             self._cost.setdefault(b.name, 0.0)
 
