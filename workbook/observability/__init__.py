@@ -7,7 +7,8 @@ name rules and durations), ``promql`` (``rate``/``increase``/``histogram_quantil
 alert evaluator: pending, firing, ``keep_firing_for``), ``alertmanager`` (routing,
 grouping, inhibition, silences), ``webhook`` (delivery and a recording receiver),
 ``instrument`` (RED and breaker/retry metrics with ``prometheus_client``, a scraper into a
-``SeriesStore`` in virtual time), ``naive`` (the source article's alert manager, for comparison), ``errors``. No plotting imports; time comes from the caller or an injected ``Clock``.
+``SeriesStore`` in virtual time), ``slo`` (error budgets and the SRE Workbook's six ways of alerting on an SLO, compared on
+simulated incidents), ``naive`` (the source article's alert manager, for comparison), ``errors``. No plotting imports; time comes from the caller or an injected ``Clock``.
 """
 
 from workbook.observability.alertmanager import (Alertmanager, AMAlert, InhibitRule, Matcher, Route, Silence,
@@ -20,7 +21,10 @@ from workbook.observability.instrument import (LATENCY_BUCKETS, ResilienceMetric
                                                instrument_app, metrics_middleware)
 from workbook.observability.naive import NaiveAlertManager
 from workbook.observability.rules import (Alert, AlertRule, AlertState, RecordingRule, RuleEvaluator, RuleGroup,
-                                          dump_rules, load_rules, promtool_unit_test)
+                                          dump_rules, load_rules, parse_promtool_values, promtool_unit_test,
+                                          run_promtool_tests, store_from_promtool_test)
+from workbook.observability.slo import (APPROACHES, SLO, Approach, Incident, Traffic, burn_rate, compare, episodes,
+                                        evaluate_approach, generate_incidents, simulate_traffic)
 from workbook.observability.series import (SeriesStore, check_label_name, check_metric_name, format_duration,
                                            format_labels, labels_of, parse_duration)
 from workbook.observability.templating import check_template, expand, go_float
@@ -31,7 +35,9 @@ __all__ = [
     "AMAlert", "Alert", "AlertRule", "AlertState", "Alertmanager", "InhibitRule", "Matcher", "NaiveAlertManager",
     "RECEIVED", "RecordingRule", "Route", "RuleEvaluator", "RuleGroup", "Silence", "WebhookError", "WebhookSender",
     "alerts_from_rules", "check_template", "dump_rules", "expand", "go_float", "load_rules", "parse_matcher",
-    "promtool_unit_test", "webhook_receiver_app",
+    "promtool_unit_test", "webhook_receiver_app", "parse_promtool_values", "run_promtool_tests",
+    "store_from_promtool_test", "APPROACHES", "SLO", "Approach", "Incident", "Traffic", "burn_rate", "compare",
+    "episodes", "evaluate_approach", "generate_incidents", "simulate_traffic",
     "DurationError", "Engine", "InvalidNameError", "ObservabilityError", "PromQLError", "RuleFileError",
     "SeriesStore", "TemplateError", "check_expression", "check_label_name", "check_metric_name", "delta",
     "extrapolated_rate", "format_duration", "format_labels", "histogram_quantile", "increase", "labels_of",

@@ -27,6 +27,7 @@ the way ``rules/alerting.go: AlertingRule.Eval`` (v2.42.0) does at each evaluati
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,7 +36,7 @@ import yaml
 
 from workbook.observability.errors import (DurationError, InvalidNameError, PromQLError, RuleFileError,
                                            TemplateError)
-from workbook.observability.promql import Engine, check_expression
+from workbook.observability.promql import Engine, check_expression, parse_promql
 from workbook.observability.series import (Labels, SeriesStore, check_label_name, check_metric_name,
                                            format_duration, parse_duration)
 from workbook.observability.templating import check_template, expand
@@ -386,3 +387,91 @@ def promtool_unit_test(rule_file: str, store: SeriesStore, *, input_interval: fl
 
 
 __all__.append("promtool_unit_test")
+
+
+def parse_promtool_values(text: str) -> list[float | None]:
+    """promtool's ``values`` notation expanded: ``1+2x3`` -> 1 3 5 7, ``5x2`` -> 5 5 5, ``_x2`` -> _ _.
+
+    ``None`` is a missing sample; ``stale`` is refused (this evaluator has no staleness markers).
+    """
+    out: list[float | None] = []
+    for token in str(text).split():
+        if token == "_":
+            out.append(None)
+            continue
+        if token == "stale":
+            raise RuleFileError("values", token, "numbers, '_' or expanding notation ('stale' is not supported)")
+        m = _EXPAND.match(token)
+        if not m:
+            raise RuleFileError("values", token, "a number, '_', 'a+bxn', 'a-bxn', 'axn' or '_xn'")
+        start, sign, step, times = m.groups()
+        if start == "_":
+            if sign:
+                raise RuleFileError("values", token, "'_xn' (a missing sample cannot increment)")
+            out.extend([None] * int(times))
+            continue
+        a = float(start)
+        if times is None:
+            out.append(a)
+            continue
+        b = float(step or 0) * (-1 if sign == "-" else 1)
+        out.extend(a + i * b for i in range(int(times) + 1))
+    return out
+
+
+_EXPAND = re.compile(r"^(_|[-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|Inf|NaN))(?:([-+])(\d+\.?\d*(?:[eE][-+]?\d+)?))?"
+                                   r"(?:x(\d+))?$")
+
+
+def store_from_promtool_test(test_group: Mapping) -> tuple[SeriesStore, float]:
+    """The ``input_series`` of one promtool test group as a ``SeriesStore``, and its interval (s)."""
+    interval = parse_duration(test_group.get("interval", "1m"), field="interval") / 1000
+    store = SeriesStore()
+    for item in test_group.get("input_series", []):
+        sel = parse_promql(item["series"])
+        labels = {n: v for n, _, v in sel.matchers}
+        for i, v in enumerate(parse_promtool_values(item["values"])):
+            if v is not None:
+                store.add(sel.name, labels, i * interval, v)
+    return store, interval
+
+
+__all__ += ["parse_promtool_values", "store_from_promtool_test"]
+
+
+def run_promtool_tests(path) -> list[str]:
+    """Run a ``promtool test rules`` file's ``alert_rule_test`` cases with this evaluator.
+
+    Evaluates every ``evaluation_interval`` from 0 as promtool does and compares, at each
+    ``eval_time``, the firing alerts (labels and annotations) with the expected ones.
+    Returns the disagreements as readable lines (empty: the file passes here too).
+    """
+    path = Path(path)
+    doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    groups = []
+    for rule_file in doc.get("rule_files", []):
+        groups.extend(load_rules(path.parent / rule_file))
+    step = parse_duration(doc.get("evaluation_interval", "1m"), field="evaluation_interval") / 1000
+    problems = []
+    for ti, test in enumerate(doc.get("tests", [])):
+        store, _ = store_from_promtool_test(test)
+        evaluator = RuleEvaluator(groups, store, external_labels=test.get("external_labels"))
+        cases = sorted(test.get("alert_rule_test", []),
+                       key=lambda c: parse_duration(c["eval_time"], field="eval_time"))
+        t = 0.0
+        for case in cases:
+            at = parse_duration(case["eval_time"], field="eval_time") / 1000
+            while t <= at + 1e-9:
+                evaluator.evaluate(t)
+                t += step
+            got = sorted((tuple(sorted((k, v) for k, v in a.labels)), tuple(sorted(a.annotations.items())))
+                         for a in evaluator.firing() if a.rule == case["alertname"])
+            want = sorted((tuple(sorted({**(e.get("exp_labels") or {}), "alertname": case["alertname"]}.items())),
+                           tuple(sorted((e.get("exp_annotations") or {}).items())))
+                          for e in case.get("exp_alerts") or [])
+            if got != want:
+                problems.append(f"tests[{ti}] {case['alertname']} at {case['eval_time']}: expected {want}, got {got}")
+    return problems
+
+
+__all__.append("run_promtool_tests")
