@@ -104,9 +104,9 @@ def run() -> str:
         "",
         "Round robin, random, P2C (`least_request`), peak EWMA, ring hash (binary search) and Maglev (one",
         "table lookup) cost the same at 1,000 backends as at 10; nginx's `least_conn` and smooth weighted",
-        "round robin scan every backend on every pick (nginx does too, in C), so they grow linearly with N
-(about 200 ns per backend for `least_conn` in Python); the article's weighted round robin sums every
-weight on every pick.",
+        "round robin scan every backend on every pick (nginx does too, in C), so they grow linearly with N",
+        "(about 200 ns per backend for `least_conn` in Python); the article's weighted round robin sums every",
+        "weight on every pick.",
         "The hash balancers' pick is mostly hashing the key (BLAKE2b); Maglev pays its cost once, when the",
         "65,537-entry table is built.",
     ]
