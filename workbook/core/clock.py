@@ -18,6 +18,8 @@ from asyncio import get_running_loop  # public; bound here to save a lookup per 
 from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
+from workbook.core.errors import ParameterError
+
 
 @runtime_checkable
 class Clock(Protocol):
@@ -94,8 +96,8 @@ class ManualClock:
         return self._now
 
     def advance(self, delay: float) -> float:
-        if delay < 0:
-            raise ValueError(f"ManualClock.advance: delay must be >= 0, got {delay}")
+        if not delay >= 0:  # NaN too
+            raise ParameterError("delay", delay, "a number >= 0 (ManualClock.advance)")
         self._now += delay
         return self._now
 
