@@ -25,7 +25,7 @@ def test_manual_clock_records_sleeps_and_advances():
     asyncio.run(main())
     assert clock.sleeps == [0.5, 1, 2]
     assert clock.now() == 13.5
-    with pytest.raises(ValueError, match="delay must be >= 0"):
+    with pytest.raises(ParameterError, match="delay"):
         clock.advance(-1)
 
 
