@@ -59,6 +59,7 @@ def test_the_atomic_checkpoint_survives_crashes_and_the_separate_one_double_coun
     assert atomic.restarts == separate.restarts == 8
     assert atomic.customers == atomic.truth and not atomic.wrong
     assert separate.wrong and separate.applied == atomic.applied + 8
+    assert separate.rebuilt == separate.truth == atomic.rebuilt        # rebuilt from zero, the damage is gone
 
 
 def test_old_events_load_through_the_upcaster_and_bad_ones_are_refused():

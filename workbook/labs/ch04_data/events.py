@@ -113,6 +113,7 @@ class CrashRun:
     applied: int
     customers: dict[str, tuple[int, int, int]]
     truth: dict[str, tuple[int, int, int]]
+    rebuilt: dict[str, tuple[int, int, int]]     # the same file after ``rebuild()``
 
     @property
     def wrong(self) -> list[str]:
@@ -133,7 +134,8 @@ def truth(store) -> dict[str, tuple[int, int, int]]:
 
 
 def projection_crashes(store, mode: str, crash_positions) -> CrashRun:
-    """Catch up, crashing after each position in ``crash_positions``; restart (a new runner, same file) each time."""
+    """Catch up, crashing after each position in ``crash_positions``; restart (a new runner, same file) each time.
+    Then rebuild that file's read model from zero (``rebuilt``)."""
     import os
     import tempfile
     with tempfile.TemporaryDirectory() as d:
@@ -153,7 +155,11 @@ def projection_crashes(store, mode: str, crash_positions) -> CrashRun:
             finally:
                 got = OrderSummaryProjection.customers(runner.conn)
                 runner.close()
-    return CrashRun(mode, len(crash_positions), restarts, applied, got, truth(store))
+        again = ProjectionRunner(OrderSummaryProjection(), store, path)   # thrown away and replayed from zero
+        again.rebuild()
+        rebuilt = OrderSummaryProjection.customers(again.conn)
+        again.close()
+    return CrashRun(mode, len(crash_positions), restarts, applied, got, truth(store), rebuilt)
 
 
 def old_events() -> dict[str, object]:
