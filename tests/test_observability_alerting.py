@@ -274,3 +274,20 @@ def test_naive_duration_is_a_renotify_interval_and_its_email_and_slack_deliver_n
     # "duration=300" did not delay the first page; it re-sends every 5 minutes
     assert [a["time"] for a in naive.alerts] == [0, 300, 600, 900]
     assert naive.notifications and not any(n["delivered"] for n in naive.notifications)
+
+
+def test_a_group_whose_alerts_are_all_muted_sends_nothing():
+    """Regression: a fully silenced group used to send an empty "resolved" notification."""
+    clock, received = ManualClock(), []
+    am = _am(clock, received)
+
+    async def main():
+        am.receive([{"labels": {"alertname": "High", "service": "shop"}}])
+        await am.run_until(60)                     # notified at 30 s
+        am.add_silence(['service="shop"'], duration=3600)
+        for t in range(120, 1000, 60):
+            am.receive([{"labels": {"alertname": "High", "service": "shop"}}])
+            await am.run_until(t)
+
+    asyncio.run(main())
+    assert [(t, len(p["alerts"])) for t, p in received] == [(30, 1)]

@@ -298,6 +298,8 @@ class Alertmanager:
 
     async def _flush(self, group: _Group, now: float) -> int:
         visible = {fp: a for fp, a in group.alerts.items() if self.muted(a, now) is None}
+        if not visible:  # everything muted (notify.go's MuteStage leaves nothing to send)
+            return 0
         firing = frozenset(fp for fp, a in visible.items() if not a.resolved(now, self.resolve_timeout))
         resolved = frozenset(fp for fp, a in visible.items() if a.resolved(now, self.resolve_timeout))
         if group.last_sent is None:
