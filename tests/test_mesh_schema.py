@@ -112,7 +112,8 @@ def test_schema_errors_name_the_field_path(schemas, snippet, path, code):
 
 
 def test_int_or_string_and_nullable_are_handled(schemas):
-    text = DR + "  trafficPolicy:\n    outlierDetection: {consecutive5xxErrors: 3, interval: 1s, baseEjectionTime: 30s}\n"
+    text = DR + ("  trafficPolicy:\n"
+                 "    outlierDetection: {consecutive5xxErrors: 3, interval: 1s, baseEjectionTime: 30s}\n")
     assert one(text, schemas).ok
     vs = """apiVersion: networking.istio.io/v1
 kind: VirtualService
@@ -130,8 +131,8 @@ spec:
 
 
 def test_unknown_top_level_and_metadata_fields_are_errors(schemas):
-    report = one(DR.replace("spec:", "specs:\n  host: x\nspec:").replace("namespace: default}", "namespace: default, nam: x}"),
-                 schemas)
+    text = DR.replace("spec:", "specs:\n  host: x\nspec:").replace("namespace: default}", "namespace: default, nam: x}")
+    report = one(text, schemas)
     assert {"specs", "metadata.nam"} <= set(report.paths("error"))
 
 

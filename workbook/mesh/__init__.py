@@ -39,7 +39,14 @@ from workbook.mesh.mtls import (
     spiffe_id_from_der,
 )
 from workbook.mesh.resources import MeshResource, load_mesh_directory, load_resources, parse_resources
-from workbook.mesh.schema import IstioSchemas, ValidationReport, istio_duration, strict_schema, validate_resources
+from workbook.mesh.schema import (
+    IstioSchemas,
+    ValidationReport,
+    bundled_schemas,
+    istio_duration,
+    strict_schema,
+    validate_resources,
+)
 
 __all__ = [
     "AuthzDecision", "AuthzPolicy", "AuthzRequest", "Finding", "Inventory", "IstioSchemas", "MeshConfigError",
@@ -49,5 +56,5 @@ __all__ = [
     "rule_matches", "strict_schema", "validate_resources",
     "MeshCA", "MeshListener", "Refusal", "WorkloadCertificate", "WorkloadIdentity", "effective_mtls_mode",
     "mtls_handshake", "peer_principal", "spiffe_id", "spiffe_id_from_der",
-    "authorization_middleware", "authz_request_from_http",
+    "authorization_middleware", "authz_request_from_http", "bundled_schemas",
 ]

@@ -194,7 +194,8 @@ class IstioSchemas:
         self.path = Path(crd_path) if crd_path else data_path("mesh", "istio-api", "crds-subset.yaml")
         self._raw: dict[tuple[str, str, str], dict[str, Any]] = {}
         try:
-            docs = list(yaml.safe_load_all(self.path.read_text(encoding="utf-8")))
+            loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+            docs = list(yaml.load_all(self.path.read_text(encoding="utf-8"), Loader=loader))
         except (OSError, yaml.YAMLError) as exc:
             raise MeshConfigError(self.path, "file", "Istio's CRD YAML", str(exc)) from None
         for doc in docs:
@@ -243,7 +244,8 @@ class IstioSchemas:
                 f"no CRD serves kind {resource.kind!r} at {resource.api_version!r}"
                 + (f" (served: {', '.join(served)})" if served else " (not one of Istio's kinds here)"))
             return report
-        for error in sorted(self._validator(key).iter_errors(resource.body), key=lambda e: list(map(str, e.absolute_path))):
+        errors = self._validator(key).iter_errors(resource.body)
+        for error in sorted(errors, key=lambda e: list(map(str, e.absolute_path))):
             if error.validator == "additionalProperties" and isinstance(error.instance, dict):
                 known = set(error.schema.get("properties", {}))
                 for extra in sorted(k for k in error.instance if k not in known):
@@ -297,11 +299,14 @@ def _walk(schema: dict[str, Any], value: Any, parts: list[Any]) -> Iterator[tupl
 _DEFAULT: IstioSchemas | None = None
 
 
-def validate_resources(resources: Iterable[MeshResource], schemas: IstioSchemas | None = None) -> ValidationReport:
-    """Validate resources against Istio's bundled CRD schemas (loaded once)."""
+def bundled_schemas() -> IstioSchemas:
+    """The bundled CRD schemas, read once per process (the file is 600 kB of YAML)."""
     global _DEFAULT
-    if schemas is None:
-        if _DEFAULT is None:
-            _DEFAULT = IstioSchemas()
-        schemas = _DEFAULT
-    return schemas.validate_all(resources)
+    if _DEFAULT is None:
+        _DEFAULT = IstioSchemas()
+    return _DEFAULT
+
+
+def validate_resources(resources: Iterable[MeshResource], schemas: IstioSchemas | None = None) -> ValidationReport:
+    """Validate resources against Istio's CRD schemas (the bundled ones unless ``schemas`` is given)."""
+    return (schemas or bundled_schemas()).validate_all(resources)
