@@ -35,7 +35,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from workbook.core.clock import DEFAULT_CLOCK, Clock
-from workbook.observability.series import SeriesStore, check_label_name
+from workbook.observability.series import SeriesStore
 
 __all__ = ["ServiceMetrics", "ResilienceMetrics", "Scraper", "instrument_app", "metrics_middleware",
            "LATENCY_BUCKETS"]
@@ -163,8 +163,6 @@ class ResilienceMetrics:
             self.state.labels(name, s).set(1 if s == current else 0)
 
     def attach_retry(self, retry, name: str) -> None:
-        check_label_name("name")
-
         def listener(attempt, exc, wait):
             self.retries.labels(name).inc()
             self.backoff.labels(name).inc(wait)

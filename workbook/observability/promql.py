@@ -301,7 +301,12 @@ class _Parser:
                     ignoring = labels
             if self.peek()[1] in ("group_left", "group_right"):
                 raise self.error(f"{self.peek()[1]} (many-to-one matching) is not supported by this evaluator")
+            op_tok = self.tokens[self.i - 1]
             rhs = sub()
+            if op in _COMPARISONS and not bool_mode and _is_scalar(node) and _is_scalar(rhs):
+                raise self.error("comparisons between scalars must use the bool modifier", op_tok)
+            if op in ("and", "or", "unless") and (_is_scalar(node) or _is_scalar(rhs)):
+                raise self.error(f"set operator {op} not allowed in binary scalar expression", op_tok)
             node = Binary(op, node, rhs, bool_mode, on, ignoring)
         return node
 
@@ -429,8 +434,7 @@ class _Parser:
                 elif self.peek()[1] != "}":
                     raise self.error(f"expected ',' or '}}' in a selector, got {self.peek()[1]!r}")
             self.next()
-        if name is None and not any(op in ("=", "=~") and not re.fullmatch(v, "") if op == "=~" else v != ""
-                                    for _, op, v in matchers):
+        if name is None and not any(not _matches_empty(op, v) for _, op, v in matchers):
             raise self.error("a selector needs a metric name or a matcher that does not match the empty string")
         return Selector(name, tuple(matchers))
 
@@ -473,6 +477,25 @@ class _Parser:
         elif any(isinstance(a, Selector) and a.range_ms is not None for a in args):
             raise self.error(f"{name} expects an instant vector, got a range vector", name_tok)
         return Call(name, tuple(args))
+
+
+def _is_scalar(node) -> bool:
+    if isinstance(node, Number):
+        return True
+    if isinstance(node, Neg):
+        return _is_scalar(node.expr)
+    if isinstance(node, Binary):
+        return _is_scalar(node.lhs) and _is_scalar(node.rhs)
+    return isinstance(node, Call) and node.name == "time"
+
+
+def _matches_empty(op, value) -> bool:
+    if op == "=":
+        return value == ""
+    if op == "!=":
+        return value != ""
+    hit = re.fullmatch(value, "") is not None
+    return hit if op == "=~" else not hit
 
 
 def _unquote(text):

@@ -148,6 +148,8 @@ def load_rules(source, *, name: str | None = None) -> list[RuleGroup]:
         if gname in seen:
             raise RuleFileError(origin, f"{where}.name", "a group name not used before in the file", gname)
         seen.add(gname)
+        if "limit" in g and (isinstance(g["limit"], bool) or not isinstance(g["limit"], int) or g["limit"] < 0):
+            raise RuleFileError(origin, f"{where}.limit", "an integer >= 0 (0: no limit)", g["limit"])
         interval = None
         if "interval" in g:
             interval = _duration(origin, f"{where}.interval", g["interval"])
@@ -216,9 +218,11 @@ def _string_map(origin, where, value) -> dict:
     out = {}
     for key, v in value.items():
         try:
-            check_label_name(key)
+            check_label_name(key, allow_reserved=True)  # rulefmt: LabelName.IsValid, and not __name__
         except InvalidNameError as exc:
             raise RuleFileError(origin, f"{where}.{key}", "a valid label name", str(exc)) from None
+        if key == "__name__":
+            raise RuleFileError(origin, f"{where}.{key}", "a label name other than __name__ (the metric name)")
         if not isinstance(v, str):
             raise RuleFileError(origin, f"{where}.{key}", "a string value (quote numbers in YAML)", v)
         out[key] = v
