@@ -8,6 +8,8 @@
 * ``nginx_passive_health``: the real nginx in front of three demo services; one instance
   is killed (or answers 503, or hangs) and the access log says what nginx's passive
   health checking did: retries on the next server, and how often the dead one was tried.
+* ``registry_client_after_kill``: the same crash met by client-side discovery (registry
+  leases, a watched resolver feeding the balancer, retry on another backend).
 """
 
 from __future__ import annotations
@@ -291,3 +293,110 @@ async def _wait_for_log(nginx, lines: int, patience: float = 2.0) -> str:
         await asyncio.sleep(0.02)
         text = nginx.read("access.log")
     return text
+
+
+async def registry_client_after_kill(*, requests: int = 50, interval: float = 0.05, fault_after: int = 10,
+                                     ttl: float = 1.0, clean_shutdown: bool = False,
+                                     algorithm: str = "least_connections", attempts: int = 3) -> dict:
+    """Client-side discovery facing the same fault as ``nginx_passive_health``'s ``kill``.
+
+    Three demo services register in an in-memory registry with a ``ttl`` lease renewed
+    every ``ttl / 3`` s; the client's ``Resolver`` watches the set and feeds a balancer
+    (``algorithm``); a failed attempt (refused connection, 5xx) is retried on a backend not
+    yet tried, up to ``attempts``, as nginx's ``proxy_next_upstream`` does. After
+    ``fault_after`` requests instance 0 dies: its server stops and its heartbeats stop
+    (``clean_shutdown``: it deregisters first and exits once the watch has carried that to
+    the client, as a graceful shutdown with a drain period does). Until the lease expires the
+    client still tries it (each try retried elsewhere); once the watch delivers the new set,
+    never again, where nginx keeps probing a dead server once per ``fail_timeout``.
+    Real time on 127.0.0.1, about ``requests * interval`` s.
+    """
+    import aiohttp
+
+    from workbook.core.realtime import AppServers
+    from workbook.discovery import InMemoryRegistry, Instance, KeepAlive, RegistryConfig, Resolver
+    from workbook.transport.demo_service import make_demo_app
+
+    requests = check_int("requests", requests, minimum=1, maximum=2000)
+    interval = check_number("interval", interval, minimum=0, maximum=1)
+    fault_after = check_int("fault_after", fault_after, minimum=0, maximum=requests)
+    attempts = check_int("attempts", attempts, minimum=1, maximum=10)
+    check_choice("algorithm", algorithm, BALANCERS)
+    if algorithm in HASH_BALANCERS:
+        raise ParameterError("algorithm", algorithm, "a balancer that needs no key (not ring_hash or maglev)")
+    lb = make_balancer(algorithm)
+    removed_at: list[float] = []
+    fault_at: float | None = None
+
+    def on_change(snap):
+        lb.set_backends([Backend(i.instance_id, i.weight, f"http://{i.host}:{i.port}") for i in snap.instances])
+        if fault_at is not None and not removed_at and "inventory-0" not in {i.instance_id for i in snap.instances}:
+            removed_at.append(time.monotonic() - fault_at)
+
+    servers, keepalives = [], []
+    registry = await InMemoryRegistry(RegistryConfig(eviction_interval=0.1)).start()
+    resolver = None
+    log: list[tuple[float | None, str, bool]] = []
+    statuses = []
+    try:
+        for i in range(3):
+            servers.append(await AppServers.start(make_demo_app(f"inventory-{i}", seed=i)))
+            port = int(servers[-1].urls[0].rsplit(":", 1)[1])
+            keepalives.append(await KeepAlive(registry, Instance("inventory", f"inventory-{i}", "127.0.0.1", port),
+                                              ttl, interval=ttl / 3).start())
+        resolver = await Resolver(registry, "inventory", watch_timeout=5.0, on_change=on_change).start()
+        timeout = aiohttp.ClientTimeout(total=5)
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            for n in range(requests):
+                if n == fault_after:
+                    fault_at = time.monotonic()
+                    await keepalives[0].stop(deregister=clean_shutdown)
+                    if clean_shutdown:  # drain: exit only once the clients' caches dropped it (bounded)
+                        for _ in range(100):
+                            if removed_at:
+                                break
+                            await resolver.wait_updated(0.02)
+                    await servers[0].stop()
+                tried: set[str] = set()
+                status = 0
+                for _ in range(attempts):
+                    backend = lb.pick()
+                    for _ in range(4 * len(lb.backends)):  # a backend not tried yet, if any
+                        if backend.name not in tried:
+                            break
+                        backend = lb.pick()
+                    tried.add(backend.name)
+                    lb.start(backend)
+                    started, ok = time.monotonic(), False
+                    try:
+                        async with session.get(f"{backend.address}/stock/apple") as resp:
+                            await resp.read()
+                            status, ok = resp.status, resp.status < 500
+                    except (aiohttp.ClientError, asyncio.TimeoutError):
+                        status = 0
+                    finally:
+                        lb.finish(backend, time.monotonic() - started, failed=not ok)
+                    log.append((None if fault_at is None else round(time.monotonic() - fault_at, 3), backend.name, ok))
+                    if ok:
+                        break
+                statuses.append(status)
+                if interval:
+                    await asyncio.sleep(interval)
+    finally:
+        if resolver is not None:
+            await resolver.close()
+        for k in keepalives[1:] if fault_at is not None else keepalives:
+            await k.stop(deregister=False)
+        for s in servers:
+            await s.stop()
+        await registry.close()
+    after = [entry for entry in log if entry[0] is not None]
+    victim = [t for t, name, _ in after if name == "inventory-0"]
+    return {
+        "clean_shutdown": clean_shutdown, "algorithm": algorithm, "ttl_s": ttl, "requests": requests,
+        "client_errors": sum(1 for s in statuses if not 200 <= s < 500),
+        "retried": sum(1 for t, _, ok in after if not ok),
+        "victim_attempts": len(victim), "victim_attempt_times_s": victim,
+        "removed_after_s": round(removed_at[0], 3) if removed_at else None,
+        "victim_attempts_after_removal": sum(1 for t in victim if removed_at and t > removed_at[0]),
+    }
