@@ -302,7 +302,8 @@ def test_duplicate_names_and_bad_backends_are_refused():
         RoundRobin(["a", "a"])
     with pytest.raises(ParameterError, match=r"backends\[0\]"):
         RoundRobin([3])
+    lb = RoundRobin(["a"])
+    lb.start("a")
     with pytest.raises(ParameterError, match="latency"):
-        lb = RoundRobin(["a"])
-        lb.start("a")
         lb.finish("a", -1)
+    assert lb.inflight("a") == 1                          # a refused finish changes nothing

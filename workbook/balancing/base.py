@@ -135,12 +135,12 @@ class LoadBalancer:
     def finish(self, backend: Backend | str, latency: float | None = None, *, failed: bool = False) -> None:
         """A request to ``backend`` ended after ``latency`` seconds (None: unknown)."""
         name = self._name(backend)
-        if self._inflight.get(name, 0) <= 0:
-            raise UnbalancedFinish(f"{self.algorithm}: finish({name!r}) without a matching start")
-        self._inflight[name] -= 1
         if latency is not None:
             if isinstance(latency, bool) or not isinstance(latency, numbers.Real) or not latency >= 0:
                 raise ParameterError("latency", latency, "a number of seconds >= 0, or None")
+        if self._inflight.get(name, 0) <= 0:
+            raise UnbalancedFinish(f"{self.algorithm}: finish({name!r}) without a matching start")
+        self._inflight[name] -= 1
         self._observe(name, latency, failed)
         if self._inflight[name] == 0 and name not in self._by_name:
             del self._inflight[name]
