@@ -1,7 +1,9 @@
 """The workbook's rate/increase/histogram_quantile/*_over_time against the real Prometheus 2.42.
 
 Samples are imported into a throw-away prometheus with ``promtool tsdb create-blocks-from
-openmetrics`` and queried through ``/api/v1/query`` at fixed evaluation times. Tolerance:
+openmetrics`` and queried through ``/api/v1/query`` at fixed evaluation times; and a live
+instrumented service is scraped every second by a real prometheus, whose raw samples the
+workbook then evaluates at the instant Prometheus was asked. Tolerance:
 relative 1e-9 (both sides compute in float64 with the same formulas: promql/functions.go
 ``extrapolatedRate`` and promql/quantile.go ``bucketQuantile`` at v2.42.0).
 """
@@ -106,3 +108,58 @@ def test_counter_reset_and_late_start_are_among_the_compared_cases():
     late = engine.query_vector('increase(http_requests_total{status="503"}[10m])', T0 + 1000)
     (value,) = late.values()
     assert value < (7 + 2 * 16) * 1.5
+
+
+@pytest.mark.slow
+def test_live_scrape_of_an_instrumented_service(prometheus_scraping):
+    """Prometheus scrapes a live instrumented demo service; its raw samples, fed to the workbook,
+    give the same rate and histogram_quantile as Prometheus's own answers at the same instant."""
+    import asyncio
+    import time
+
+    import aiohttp
+
+    from workbook.core.realtime import AppServers
+    from workbook.observability.instrument import ServiceMetrics, instrument_app
+    from workbook.transport.demo_service import make_demo_app
+
+    async def main():
+        metrics = ServiceMetrics("inventory")
+        servers = await AppServers.start(instrument_app(make_demo_app("inventory", seed=2), metrics))
+        try:
+            server = await asyncio.to_thread(prometheus_scraping, servers.urls[0].removeprefix("http://"))
+            timeout = aiohttp.ClientTimeout(total=5)
+            async with aiohttp.ClientSession(timeout=timeout) as http:
+                deadline = time.monotonic() + 8
+                n = 0
+                while time.monotonic() < deadline:
+                    async with http.get(f"{servers.urls[0]}/stock/{('apple', 'plum', 'nope')[n % 3]}") as r:
+                        await r.read()
+                    n += 1
+                    await asyncio.sleep(0.01)
+            await asyncio.sleep(1.5)  # one more scrape after the last request
+            t = time.time()
+            ours, theirs = {}, {}
+            for expr in ('rate(http_requests_total{status="200"}[5s])',
+                         "histogram_quantile(0.9, rate(http_request_duration_seconds_bucket[5s]))"):
+                theirs[expr] = await asyncio.to_thread(server.query_values, expr, t)
+            raw = await asyncio.to_thread(server.query, '{__name__=~"http_request.*",job="demo"}[30s]', t)
+            return raw, theirs, t, n
+        finally:
+            await servers.stop()
+
+    raw, theirs, t, n = asyncio.run(main())
+    store = SeriesStore()
+    for series in raw["result"]:
+        labels = dict(series["metric"])
+        name = labels.pop("__name__")
+        for ts, value in series["values"]:
+            store.add(name, labels, float(ts), float(value))
+    engine = Engine(store)
+    assert n > 50
+    for expr, answer in theirs.items():
+        assert answer, expr
+        mine = {tuple(sorted(k)): v for k, v in engine.query_vector(expr, t).items()}
+        assert set(mine) == set(answer), expr
+        for key, value in answer.items():
+            assert _close(mine[key], value), (expr, key, mine[key], value)
