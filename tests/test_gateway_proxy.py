@@ -237,3 +237,27 @@ def test_the_breaker_opens_and_fails_fast(keys):
 def test_the_pipeline_order_is_documented():
     assert PIPELINE.index("authenticate") < PIPELINE.index("rate_limit") < PIPELINE.index("retry") \
         < PIPELINE.index("breaker") < PIPELINE.index("pick_instance") < PIPELINE.index("forward")
+
+
+def test_a_client_breaking_its_own_body_does_not_open_the_breaker(keys):
+    def tighten(data):
+        data["routes"][5]["breaker"] = {"minimum_number_of_calls": 4, "sliding_window_size": 4,
+                                        "wait_duration_in_open_state": 60}
+
+    async def scenario(stack, client):
+        host, port = stack.gateway_url.removeprefix("http://").split(":")
+        for _ in range(6):
+            reader, writer = await asyncio.open_connection(host, int(port))
+            writer.write(b"POST /echo/x HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n" + b"a" * 1000)
+            await writer.drain()
+            writer.write_eof()          # the body ends 99,000 bytes early
+            await reader.read()
+            writer.close()
+        await asyncio.sleep(0.2)
+        after = await get(client, stack, "/echo/x")
+        return after[0], stack.gateway.access_log.records()
+
+    status, log = live(keys, scenario, config_overrides=tighten)
+    assert status == 200                                          # not 503: the breaker stayed closed
+    broken = [r for r in log if r["route"] == "echo" and r["method"] == "POST"]
+    assert len(broken) == 6 and {r["error"] for r in broken} == {"IncompleteBody"}

@@ -17,8 +17,8 @@ from workbook.gateway.config import (HTTP_METHODS, AuthSettings, BreakerSettings
                                      InstanceSettings, JWTSettings, RateLimitSettings, RedisSettings, RetrySettings,
                                      RouteSettings, ServiceSettings, audit_article_config, load_config, parse_config,
                                      read_yaml)
-from workbook.gateway.errors import (BodyTooLarge, GatewayConfigError, GatewayError, PathRejected, UpstreamStatus,
-                                     UpstreamTimeout, UpstreamUnavailable)
+from workbook.gateway.errors import (BodyTooLarge, GatewayConfigError, GatewayError, IncompleteBody, PathRejected,
+                                     UpstreamStatus, UpstreamTimeout, UpstreamUnavailable)
 from workbook.gateway.headers import (HOP_BY_HOP, REQUEST_ID_HEADER, add_forwarding_headers, connection_listed,
                                       end_to_end, request_id)
 from workbook.gateway.normalize import ENCODED_SLASH_POLICIES, UNRESERVED, normalize_path, remove_dot_segments
@@ -29,7 +29,7 @@ from workbook.gateway.routing import MATCH_KINDS, RouteMatch, RouteRule, Router,
 __all__ = [
     "AccessLog", "AuthSettings", "BodyTooLarge", "BreakerSettings", "ConfigFinding", "ENCODED_SLASH_POLICIES", "Forwarder",
     "Gateway", "GatewayConfigError", "GatewayError", "GatewaySettings", "HOP_BY_HOP", "HTTP_METHODS",
-    "IDEMPOTENT_METHODS", "InstanceSettings", "JWTSettings", "MATCH_KINDS", "PIPELINE", "PROBLEM_CONTENT_TYPE",
+    "IDEMPOTENT_METHODS", "IncompleteBody", "InstanceSettings", "JWTSettings", "MATCH_KINDS", "PIPELINE", "PROBLEM_CONTENT_TYPE",
     "PathRejected", "REQUEST_ID_HEADER", "RateLimitSettings", "RedisSettings", "RetrySettings", "RouteLimiter",
     "RouteMatch", "RouteRule", "RouteSettings", "Router", "ServiceSettings", "UNRESERVED", "UpstreamStatus",
     "UpstreamTimeout", "UpstreamUnavailable", "add_forwarding_headers", "audit_article_config", "connection_listed",

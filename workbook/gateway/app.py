@@ -47,8 +47,8 @@ from workbook.balancing import Backend, NoBackendAvailable, make_balancer
 from workbook.core.clock import LoopClock
 from workbook.gateway.accesslog import AccessLog
 from workbook.gateway.config import GatewaySettings, RateLimitSettings, RouteSettings, ServiceSettings
-from workbook.gateway.errors import (BodyTooLarge, GatewayConfigError, GatewayError, UpstreamStatus, UpstreamTimeout,
-                                     UpstreamUnavailable)
+from workbook.gateway.errors import (BodyTooLarge, GatewayConfigError, GatewayError, IncompleteBody, UpstreamStatus,
+                                     UpstreamTimeout, UpstreamUnavailable)
 from workbook.gateway.headers import REQUEST_ID_HEADER, request_id
 from workbook.gateway.normalize import normalize_path
 from workbook.gateway.problem import problem_response
@@ -309,6 +309,12 @@ class Gateway:
                     upstream.release()
                     raise UpstreamStatus(upstream.status, retryable=idempotent)
                 return upstream
+            except (BodyTooLarge, IncompleteBody):
+                failed = False  # the client's doing: the upstream is not to blame
+                if route.breaker:
+                    route.breaker.release_permission(token)
+                    token = None
+                raise
             except Exception as exc:
                 if route.breaker:
                     route.breaker.on_error(token, self.clock.now() - began, exc)

@@ -32,6 +32,15 @@ class BodyTooLarge(GatewayError):
     kind = "body-too-large"
 
 
+class IncompleteBody(GatewayError):
+    """The client's body ended early or broke while streaming: the client's fault (400),
+    never recorded as an upstream failure by the breaker."""
+
+    status = 400
+    title = "Incomplete request body"
+    kind = "incomplete-body"
+
+
 class UpstreamUnavailable(GatewayError):
     """Refused, reset or closed by the upstream: 502."""
 

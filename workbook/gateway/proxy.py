@@ -28,7 +28,7 @@ import aiohttp
 from aiohttp import web
 from yarl import URL
 
-from workbook.gateway.errors import BodyTooLarge, UpstreamTimeout, UpstreamUnavailable
+from workbook.gateway.errors import BodyTooLarge, IncompleteBody, UpstreamTimeout, UpstreamUnavailable
 from workbook.gateway.headers import REQUEST_ID_HEADER, add_forwarding_headers, end_to_end
 from workbook.resilience.deadline import DEADLINE_HEADER, current_deadline
 
@@ -57,34 +57,53 @@ class Forwarder:
             if remaining <= 0:
                 raise UpstreamTimeout("the route's deadline passed before the request was sent")
             headers[DEADLINE_HEADER] = str(int(remaining * 1000))
-        state = {"too_large": False}
+        state = {"too_large": False, "client_error": None}
         data = None
         if request.body_exists:
             async def body():
-                async for chunk in request.content.iter_chunked(CHUNK):
-                    entry["bytes_in"] += len(chunk)
-                    if entry["bytes_in"] > max_body:
-                        state["too_large"] = True
-                        raise BodyTooLarge(f"request body over {max_body} bytes")
-                    yield chunk
+                try:
+                    async for chunk in request.content.iter_chunked(CHUNK):
+                        entry["bytes_in"] += len(chunk)
+                        if entry["bytes_in"] > max_body:
+                            state["too_large"] = True
+                            raise BodyTooLarge(f"request body over {max_body} bytes")
+                        yield chunk
+                except BodyTooLarge:
+                    raise
+                except Exception as exc:  # the client's stream broke, not the upstream
+                    state["client_error"] = exc
+                    raise
             data = body()
+
+        def client_side():
+            if state["too_large"]:
+                return BodyTooLarge(f"request body over {max_body} bytes")
+            if state["client_error"] is not None:
+                exc = state["client_error"]
+                return IncompleteBody(f"the request body broke after {entry['bytes_in']} bytes: "
+                                      f"{type(exc).__name__}")
+            return None
         url = URL(base_url + path + (f"?{query}" if query else ""), encoded=True)
         try:
             async with asyncio.timeout(remaining):
                 return await self.session.request(request.method, url, headers=headers, data=data,
                                                   allow_redirects=False, timeout=aiohttp.ClientTimeout(total=None))
-        except BodyTooLarge:
+        except (BodyTooLarge, IncompleteBody):
             raise
         except TimeoutError:
-            if state["too_large"]:
-                raise BodyTooLarge(f"request body over {max_body} bytes") from None
+            if client_side() is not None:
+                raise client_side() from None
             raise UpstreamTimeout(f"{base_url} sent no response head within the route's deadline") from None
         except aiohttp.ClientConnectorError as exc:
+            if client_side() is not None:
+                raise client_side() from None
             raise UpstreamUnavailable(f"{base_url} refused the connection ({exc.os_error or exc})", connect=True,
                                       retryable=not request.body_exists) from None
-        except (aiohttp.ClientError, ConnectionError, OSError) as exc:
-            if state["too_large"]:
-                raise BodyTooLarge(f"request body over {max_body} bytes") from None
+        except Exception as exc:
+            if client_side() is not None:
+                raise client_side() from None
+            if not isinstance(exc, (aiohttp.ClientError, ConnectionError, OSError)):
+                raise
             raise UpstreamUnavailable(f"{base_url} failed: {type(exc).__name__}: {exc}",
                                       retryable=idempotent and not request.body_exists) from None
 
