@@ -13,6 +13,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
+from workbook.core.errors import ParameterError
 from workbook.mesh import (
     AuthzPolicy,
     AuthzRequest,
@@ -104,6 +105,21 @@ rules:
     assert not decide(p, AuthzRequest("POST", "/", port=8080))
     assert decide(p, AuthzRequest("POST", "/", port=9090))
     assert decide(p, AuthzRequest("GET", "/", port=8080))
+
+
+def test_reference_tcp_deny_treats_http_attributes_as_matches():
+    # "When this rule is applied to TCP traffic, the method field ... cannot be processed. For a DENY
+    # rule, missing attributes are treated as matches. This means all TCP traffic on port 8080 would be
+    # denied in the example above."
+    p = policy("action: DENY\nrules:\n- to: [{operation: {methods: [POST], ports: ['8080']}}]\n")
+    assert not decide(p, AuthzRequest(protocol="tcp", port=8080))
+    assert decide(p, AuthzRequest(protocol="tcp", port=9090))
+    # ... and an ALLOW rule that needs an HTTP attribute never matches TCP traffic
+    allow = policy("rules:\n- from: [{source: {principals: ['*']}}]\n  to: [{operation: {methods: [GET]}}]\n")
+    assert not decide(allow, AuthzRequest(protocol="tcp", principal=SLEEP))
+    assert decide(allow, AuthzRequest("GET", principal=SLEEP))
+    tcp_allow = policy("rules:\n- from: [{source: {principals: ['*']}}]\n  to: [{operation: {ports: ['8080']}}]\n")
+    assert decide(tcp_allow, AuthzRequest(protocol="tcp", principal=SLEEP))
 
 
 def test_reference_allow_nothing_allow_all_and_selectors():
@@ -253,3 +269,12 @@ def test_request_principals():
 def test_bad_policies_name_the_field(spec, element):
     with pytest.raises(MeshConfigError, match=element):
         policy(spec)
+
+
+@pytest.mark.parametrize("kwargs,name", [
+    ({"protocol": "udp"}, "protocol"), ({"port": 70000}, "port"),
+    ({"principal": "spiffe://cluster.local/ns/a/sa/b"}, "principal"),
+])
+def test_bad_requests_name_the_parameter(kwargs, name):
+    with pytest.raises(ParameterError, match=name):
+        AuthzRequest(**kwargs)

@@ -40,6 +40,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from workbook.core.errors import ParameterError
 from workbook.mesh.analysis import Workload, labels_match
 from workbook.mesh.errors import MeshConfigError
 from workbook.mesh.resources import MeshResource
@@ -62,6 +63,8 @@ class AuthzRequest:
     ``spiffe://`` (``cluster.local/ns/default/sa/api-gateway``), or None for a plaintext
     connection: never a header. ``headers`` are matched by case-insensitive name.
     ``request_principal`` (``iss/sub``) and ``claims`` come from a validated JWT.
+    ``protocol`` is ``"http"`` or ``"tcp"`` (a plain TCP connection has no method, path,
+    host, headers or JWT: see ``rule_matches``).
     """
 
     method: str = "GET"
@@ -76,6 +79,17 @@ class AuthzRequest:
     sni: str = ""
     request_principal: str | None = None
     claims: Mapping[str, Any] = field(default_factory=dict)
+    protocol: str = "http"
+
+    def __post_init__(self):
+        if self.protocol not in ("http", "tcp"):
+            raise ParameterError("protocol", self.protocol, "'http' or 'tcp'")
+        if not isinstance(self.port, int) or not 0 <= self.port <= 65535:
+            raise ParameterError("port", self.port, "an integer port number 0..65535")
+        principal = self.principal
+        if principal is not None and (not isinstance(principal, str) or principal.startswith("spiffe://")):
+            raise ParameterError("principal", self.principal,
+                                 "None or an identity without spiffe:// (cluster.local/ns/<ns>/sa/<sa>)")
 
     def header(self, name: str) -> str | None:
         name = name.lower()
@@ -168,7 +182,7 @@ class AuthzPolicy:
     def matching_rule(self, request: AuthzRequest) -> int | None:
         """Index of the first rule that matches the request (None: no rule matches)."""
         for i, rule in enumerate(self.rules or ()):
-            if rule_matches(rule, request, self.namespace):
+            if rule_matches(rule, request, self.namespace, action=self.action):
                 return i
         return None
 
@@ -389,8 +403,46 @@ def _fields_hold(block: Mapping[str, Any], names: Iterable[str], match: Callable
     return True
 
 
-def rule_matches(rule: Mapping[str, Any], request: AuthzRequest, policy_namespace: str = "default") -> bool:
-    """Whether one rule matches: some ``from`` AND some ``to`` AND every ``when``."""
+HTTP_ONLY_FIELDS = ("hosts", "notHosts", "methods", "notMethods", "paths", "notPaths", "requestPrincipals",
+                    "notRequestPrincipals")
+HTTP_ONLY_KEYS = ("request.headers[", "request.auth.")
+
+
+def _strip_http_only(rule: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
+    """The rule without its HTTP-only fields and conditions, and whether it had any."""
+    had = False
+
+    def keep(block):
+        nonlocal had
+        had = had or any(k in block for k in HTTP_ONLY_FIELDS)
+        return {k: v for k, v in block.items() if k not in HTTP_ONLY_FIELDS}
+
+    out = dict(rule)
+    if rule.get("from"):
+        out["from"] = [{"source": keep((f or {}).get("source") or {})} for f in rule["from"]]
+    if rule.get("to"):
+        out["to"] = [{"operation": keep((t or {}).get("operation") or {})} for t in rule["to"]]
+    if rule.get("when"):
+        kept = [c for c in rule["when"] if not c["key"].startswith(HTTP_ONLY_KEYS)]
+        had = had or len(kept) != len(rule["when"])
+        out["when"] = kept
+    return out, had
+
+
+def rule_matches(rule: Mapping[str, Any], request: AuthzRequest, policy_namespace: str = "default", *,
+                 action: str = "ALLOW") -> bool:
+    """Whether one rule matches: some ``from`` AND some ``to`` AND every ``when``.
+
+    For a TCP connection the HTTP-only fields (hosts, methods, paths, request principals,
+    request headers, JWT claims) cannot be evaluated, and Istio errs on the safe side of
+    each action: an ALLOW (or CUSTOM) rule using one never matches, a DENY (or AUDIT) rule
+    is evaluated without them, so it matches *more* ("For a DENY rule, missing attributes
+    are treated as matches", authorization_policy.proto).
+    """
+    if request.protocol == "tcp":
+        rule, had_http = _strip_http_only(rule)
+        if had_http and action in ("ALLOW", "CUSTOM"):
+            return False
     froms, tos, whens = rule.get("from") or [], rule.get("to") or [], rule.get("when") or []
     if froms and not any(_fields_hold((f or {}).get("source") or {}, SOURCE_FIELDS,
                                       lambda n, v: _source_value_match(n, v, request, policy_namespace))
