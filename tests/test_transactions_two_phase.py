@@ -102,6 +102,19 @@ def test_the_naive_2pc_commits_partially_under_the_same_single_crashes():
     assert sum(partial.values()) >= 5
 
 
+def test_the_checker_catches_a_client_told_commit_for_a_transaction_that_committed_nowhere():
+    """The article's coordinator ignores failed commit calls and answers "commit" anyway."""
+    r = run(plan={"coordinator.after_votes": 2.5}, txs=[("t1", order()), ("t2", order())], gap=0.05,
+            protocol="naive")
+    assert r.outcomes["t2"] == "commit" and "committed" not in r.system.states("t2").values()
+    v = check_atomicity(r)
+    assert not v.passed and v.numbers["misled"] >= 1 and v.numbers["partial"] == 0
+    assert "the client was told 'commit'" in str(v)
+    good = check_atomicity(run(plan={"coordinator.after_votes": 2.5}, txs=[("t1", order()), ("t2", order())],
+                               gap=0.05))
+    assert good.passed and good.numbers["misled"] == 0
+
+
 schedules = st.dictionaries(st.sampled_from(crash_points(P)),
                             st.tuples(st.sampled_from([0.2, 1.0, 2.5, 6.0]), st.integers(1, 2)), min_size=1, max_size=3)
 

@@ -190,16 +190,21 @@ def run_transactions(participants: Sequence[str], transactions: Iterable[tuple[s
 
 
 def check_atomicity(result: RunResult, transactions: Iterable[str] | None = None) -> Verdict:
-    """All-or-nothing per transaction, no decision lost, no lock left: the verdict on a run."""
+    """All-or-nothing per transaction, no decision lost, no lock left, and the client told the truth (a
+    transaction it heard "commit" for committed everywhere, one it heard "abort" for nowhere): the verdict on a
+    run. ``numbers['misled']`` counts the transactions whose client was told otherwise."""
     system = result.system
     txs = list(transactions) if transactions is not None else list(result.outcomes)
-    partial, lost, committed, aborted = [], [], 0, 0
+    partial, lost, misled, committed, aborted = [], [], [], 0, 0
     for tx in txs:
         states = system.states(tx)
         done = [n for n, s in states.items() if s == "committed"]
         decision = system.nodes["coordinator"].decision(tx)
         if done and len(done) < len(states):
             partial.append(f"{tx}: committed at {', '.join(done)} only ({states})")
+        told = result.outcomes.get(tx)
+        if (told == "commit" and len(done) < len(states)) or (told == "abort" and done):
+            misled.append(f"{tx}: the client was told {told!r}, participants {states}")
         if system.protocol == "2pc" and ((decision == "commit") != bool(done) or
                                          (decision == "commit" and len(done) < len(states))):
             lost.append(f"{tx}: coordinator decided {decision}, participants {states}")
@@ -211,9 +216,11 @@ def check_atomicity(result: RunResult, transactions: Iterable[str] | None = None
     checks = [("atomic: every transaction committed everywhere or nowhere", not partial,
                f"{len(partial)} partial commit(s)" + (": " + "; ".join(partial[:3]) if partial else "")),
               ("no decision lost", not lost, "; ".join(lost[:3]) or "every logged decision reached every participant"),
-              ("no lock left held", not held, f"locks still held: {held}" if held else "all released")]
+              ("no lock left held", not held, f"locks still held: {held}" if held else "all released"),
+              ("what the client was told is what happened", not misled,
+               "; ".join(misled[:3]) or "every 'commit' committed everywhere, every 'abort' nowhere")]
     numbers = {"transactions": len(txs), "committed": committed, "aborted": aborted, "partial": len(partial),
-               "crashes": len(result.crashes), "max_lock_hold": max(holds, default=0.0)}
+               "misled": len(misled), "crashes": len(result.crashes), "max_lock_hold": max(holds, default=0.0)}
     return Verdict.of(f"{system.protocol}: {len(txs)} transaction(s) under {len(result.crashes)} crash(es)", checks,
                       numbers=numbers, hint="a participant committed while another did not: the protocol let a "
                                             "failure pass silently")

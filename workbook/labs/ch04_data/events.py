@@ -20,8 +20,8 @@ from workbook.core.load import open_loop
 from workbook.core.seeds import stream
 from workbook.core.virtual_time import run_virtual
 from workbook.event_sourcing import (InvariantViolation, NewEvent, OrderRepository, OrderSummaryProjection,
-                                     ProjectionCrash, ProjectionRunner, UnknownEventType, UnknownEventVersion)
-from workbook.event_sourcing.event_store import SQLiteEventStore
+                                     ProjectionCrash, ProjectionRunner, SQLiteEventStore, UnknownEventType,
+                                     UnknownEventVersion)
 
 SKUS = {"book": 1800, "lamp": 4500, "mug": 900, "pen": 250, "tea": 600}
 
