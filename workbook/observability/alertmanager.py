@@ -34,7 +34,7 @@ from workbook.core.clock import DEFAULT_CLOCK, Clock
 from workbook.observability.errors import ObservabilityError
 from workbook.observability.series import check_label_name, parse_duration
 
-__all__ = ["Alertmanager", "Route", "InhibitRule", "Silence", "AMAlert", "Matcher", "parse_matcher"]
+__all__ = ["Alertmanager", "Route", "InhibitRule", "Silence", "AMAlert", "Matcher", "parse_matcher", "alerts_from_rules"]
 
 Receiver = Callable[[dict], Awaitable[None]]
 
@@ -382,5 +382,3 @@ def alerts_from_rules(alerts, now: float) -> list[AMAlert]:
             out.append(AMAlert(dict(a.labels), dict(a.annotations), a.fired_at, a.resolved_at, now))
     return out
 
-
-__all__.append("alerts_from_rules")

@@ -32,11 +32,11 @@ import math
 import re
 from dataclasses import dataclass
 
-from workbook.observability.errors import DurationError, PromQLError
+from workbook.observability.errors import PromQLError
 from workbook.observability.series import (LABEL_NAME_RE, Labels, SeriesStore, check_label_name, parse_duration)
 
 __all__ = ["Engine", "extrapolated_rate", "rate", "increase", "delta", "histogram_quantile", "over_time",
-           "parse_promql", "LOOKBACK_MS"]
+           "parse_promql", "check_expression", "LOOKBACK_MS"]
 
 LOOKBACK_MS = 300_000
 
@@ -743,6 +743,3 @@ def _walk_labels(node):
     elif isinstance(node, Neg):
         _walk_labels(node.expr)
 
-
-__all__.append("check_expression")
-_ = DurationError  # re-exported through errors; durations are parsed by series.parse_duration

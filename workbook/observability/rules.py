@@ -41,8 +41,9 @@ from workbook.observability.series import (Labels, SeriesStore, check_label_name
                                            format_duration, parse_duration)
 from workbook.observability.templating import check_template, expand
 
-__all__ = ["AlertRule", "RecordingRule", "RuleGroup", "load_rules", "RuleEvaluator", "Alert", "AlertState",
-           "RESOLVED_RETENTION_MS"]
+__all__ = ["AlertRule", "RecordingRule", "RuleGroup", "load_rules", "dump_rules", "RuleEvaluator", "Alert",
+           "AlertState", "RESOLVED_RETENTION_MS", "promtool_unit_test", "parse_promtool_values",
+           "store_from_promtool_test", "run_promtool_tests"]
 
 RESOLVED_RETENTION_MS = 15 * 60_000
 
@@ -108,8 +109,6 @@ def dump_rules(groups) -> str:
     """The groups as rule-file YAML (what ``promtool`` reads)."""
     return yaml.safe_dump({"groups": [g.to_yaml_dict() for g in groups]}, sort_keys=False)
 
-
-__all__.append("dump_rules")
 
 _GROUP_FIELDS = {"name", "interval", "limit", "rules"}
 _RULE_FIELDS = {"alert", "record", "expr", "for", "keep_firing_for", "labels", "annotations"}
@@ -390,8 +389,6 @@ def promtool_unit_test(rule_file: str, store: SeriesStore, *, input_interval: fl
     return yaml.safe_dump(doc, sort_keys=False)
 
 
-__all__.append("promtool_unit_test")
-
 
 def parse_promtool_values(text: str) -> list[float | None]:
     """promtool's ``values`` notation expanded: ``1+2x3`` -> 1 3 5 7, ``5x2`` -> 5 5 5, ``_x2`` -> _ _.
@@ -440,8 +437,6 @@ def store_from_promtool_test(test_group: Mapping) -> tuple[SeriesStore, float]:
     return store, interval
 
 
-__all__ += ["parse_promtool_values", "store_from_promtool_test"]
-
 
 def run_promtool_tests(path) -> list[str]:
     """Run a ``promtool test rules`` file's ``alert_rule_test`` cases with this evaluator.
@@ -477,5 +472,3 @@ def run_promtool_tests(path) -> list[str]:
                 problems.append(f"tests[{ti}] {case['alertname']} at {case['eval_time']}: expected {want}, got {got}")
     return problems
 
-
-__all__.append("run_promtool_tests")

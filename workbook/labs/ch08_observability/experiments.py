@@ -24,7 +24,7 @@ from workbook.core.resources import data_path
 from workbook.core.seeds import stream
 from workbook.core.stats import quantile
 from workbook.observability import (LATENCY_BUCKETS, RECEIVED, Alertmanager, NaiveAlertManager, RuleEvaluator,
-                                    SeriesStore, WebhookSender, compare, histogram_quantile, load_rules,
+                                    WebhookSender, compare, histogram_quantile, load_rules,
                                     store_from_promtool_test, webhook_receiver_app)
 from workbook.labs.ch08_observability.exercise import exercise_series
 
@@ -155,4 +155,4 @@ def slo_table(seed: int = 0, days: int = 30) -> list[dict]:
 
 
 __all__ = ["quantile_error", "naive_versus_for", "service_alert_timeline", "routing_demo", "slo_table",
-           "latencies", "bucket_counts", "LAYOUTS", "SeriesStore"]
+           "latencies", "bucket_counts", "LAYOUTS"]
