@@ -257,6 +257,15 @@ def test_request_principals():
     assert decide(p, AuthzRequest(request_principal="https://issuer.example/alice"))
     assert not decide(p, AuthzRequest(request_principal="https://other.example/alice"))
     assert not decide(p, AuthzRequest())
+    # generator.go: "iss*" is a prefix of the issuer with any subject, "*sub" a suffix of the subject
+    by_issuer = policy("rules:\n- from: [{source: {requestPrincipals: ['https://issuer*']}}]\n")
+    assert decide(by_issuer, AuthzRequest(request_principal="https://issuer.example/alice"))
+    by_subject = policy("rules:\n- from: [{source: {requestPrincipals: ['*alice']}}]\n")
+    assert decide(by_subject, AuthzRequest(request_principal="https://issuer.example/alice"))
+    assert not decide(by_subject, AuthzRequest(request_principal="https://issuer.example/bob"))
+    anyone = policy("rules:\n- from: [{source: {requestPrincipals: ['*']}}]\n")
+    assert decide(anyone, AuthzRequest(request_principal="https://issuer.example/bob"))
+    assert not decide(anyone, AuthzRequest())
 
 
 @pytest.mark.parametrize("spec,element", [

@@ -312,8 +312,12 @@ def _request_principal_match(pattern: str, request: AuthzRequest) -> bool:
     idx = pattern.rfind("/")
     if pattern == "*":
         return iss != "" and sub != ""
-    if idx < 0:
-        return istio_string_match(pattern, rp) if "*" in pattern else (iss == pattern and sub == "")
+    if idx < 0:  # no "/": the pattern speaks of the issuer (a trailing *) or the subject (a leading *)
+        if pattern.startswith("*"):
+            return iss != "" and sub.endswith(pattern[1:])
+        if pattern.endswith("*"):
+            return iss.startswith(pattern[:-1]) and sub != ""
+        return iss == pattern and sub == ""
     piss, psub = pattern[:idx], pattern[idx + 1:]
     if pattern.startswith("*"):
         return (iss != "" if piss == "*" else iss.endswith(piss[1:])) and sub == psub
