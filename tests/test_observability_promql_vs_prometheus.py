@@ -163,3 +163,44 @@ def test_live_scrape_of_an_instrumented_service(prometheus_scraping):
         assert set(mine) == set(answer), expr
         for key, value in answer.items():
             assert _close(mine[key], value), (expr, key, mine[key], value)
+
+
+def _random_store(seed):
+    """Counters and gauges with jittered scrapes, missed scrapes, resets, late starts and early ends."""
+    rng = random.Random(seed)
+    s = SeriesStore()
+    for k in range(24):
+        interval = rng.choice([5, 10, 15, 30, 60])
+        start = rng.choice([0, 0, rng.uniform(0, 1200)])
+        end = rng.choice([1800, 1800, rng.uniform(start + 100, 1800)])
+        value, t, last = rng.uniform(0, 50), start, -1.0
+        while t <= end:
+            ts = round(T0 + t + rng.uniform(0, 0.9), 3)
+            if rng.random() > 0.1 and ts > last:  # 10% of scrapes missed
+                s.add("random_total", {"k": str(k)}, ts, round(value, 3))
+                s.add("random_gauge", {"k": str(k)}, ts, round(rng.uniform(-5, 5), 3))
+                last = ts
+            value = 0.0 if rng.random() < 0.03 else value + rng.expovariate(0.2)
+            t += interval
+    return s
+
+
+def test_random_series_agree_with_prometheus(prometheus_with):
+    store = _random_store(14)
+    server = prometheus_with(store.to_openmetrics())
+    engine = Engine(store)
+    rng = random.Random(5)
+    compared = 0
+    for _ in range(40):
+        t = T0 + rng.uniform(60, 1900)
+        window = rng.choice(["30s", "1m", "2m", "5m", "10m"])
+        for expr in (f"rate(random_total[{window}])", f"increase(random_total[{window}])",
+                     f"delta(random_gauge[{window}])", f"avg_over_time(random_gauge[{window}])",
+                     f"min_over_time(random_gauge[{window}])", f"count_over_time(random_total[{window}])"):
+            theirs = server.query_values(expr, t)
+            ours = {tuple(sorted(k)): v for k, v in engine.query_vector(expr, t).items()}
+            assert set(ours) == set(theirs), (expr, t - T0)
+            for key, value in theirs.items():
+                assert _close(ours[key], value), (expr, t - T0, key, ours[key], value)
+                compared += 1
+    assert compared > 1000
