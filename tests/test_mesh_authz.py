@@ -258,8 +258,11 @@ def test_request_principals():
     assert not decide(p, AuthzRequest(request_principal="https://other.example/alice"))
     assert not decide(p, AuthzRequest())
     # generator.go: "iss*" is a prefix of the issuer with any subject, "*sub" a suffix of the subject
-    by_issuer = policy("rules:\n- from: [{source: {requestPrincipals: ['https://issuer*']}}]\n")
-    assert decide(by_issuer, AuthzRequest(request_principal="https://issuer.example/alice"))
+    by_issuer = policy("rules:\n- from: [{source: {requestPrincipals: ['issuer*']}}]\n")
+    assert decide(by_issuer, AuthzRequest(request_principal="issuer.example/alice"))
+    # ... but Istio splits a pattern at its LAST "/": "https://issuer*" means issuer "https:/", subject "issuer*"
+    by_url = policy("rules:\n- from: [{source: {requestPrincipals: ['https://issuer*']}}]\n")
+    assert not decide(by_url, AuthzRequest(request_principal="https://issuer.example/alice"))
     by_subject = policy("rules:\n- from: [{source: {requestPrincipals: ['*alice']}}]\n")
     assert decide(by_subject, AuthzRequest(request_principal="https://issuer.example/alice"))
     assert not decide(by_subject, AuthzRequest(request_principal="https://issuer.example/bob"))
