@@ -277,6 +277,13 @@ def test_request_principals():
     ("rules:\n- when: [{key: source.principal}]\n", r"when\[0\]"),
     ("rules:\n- to: [{operation: {method: [GET]}}]\n", "operation.method"),
     ("rules:\n- {from: [], tos: []}\n", "rules\\[0\\].tos"),
+    ("rules:\n- from: [{source: 7}]\n", r"from\[0\]\.source"),
+    ("rules:\n- from: [{source: {principals: sleep}}]\n", "source.principals"),
+    ("rules:\n- to: 5\n", r"rules\[0\]\.to"),
+    ("rules:\n- when: [{key: source.principal, values: [1]}]\n", r"when\[0\]\.values"),
+    ("selector: {matchLabels: 5}\n", "spec.selector.matchLabels"),
+    ("rules: {a: 1}\n", "spec.rules"),
+    ("7\n", "spec"),
 ])
 def test_bad_policies_name_the_field(spec, element):
     with pytest.raises(MeshConfigError, match=element):

@@ -278,3 +278,20 @@ def test_bad_inventory_is_a_clear_error(tmp_path):
     bad.write_text("services:\n- {name: a, ports: [http]}\n")
     with pytest.raises(MeshConfigError, match=r"services\[0\]\.ports"):
         load_inventory(bad)
+
+
+@pytest.mark.parametrize("text", [
+    "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: {name: a}\n"
+    "spec: {selector: {matchLabels: 5}, portLevelMtls: x}\n",
+    "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: {name: a}\nspec: 5\n",
+    "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: a}\n"
+    "spec: {rules: [{from: [{source: 7}]}]}\n",
+    "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: a}\n"
+    "spec: {hosts: [x], gateways: 5, http: [{route: [{destination: 3, weight: x}]}]}\n",
+    "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: a}\nspec: {host: x, subsets: 3}\n",
+])
+def test_wrongly_typed_resources_are_reported_never_crash(text, inventory):
+    resources = parse_resources(text, "typed.yaml")
+    report = validate_resources(resources)
+    assert report.errors and all(f.source == "typed.yaml" for f in report.findings)
+    analyze(resources, inventory)        # findings or "unanalyzable", never an exception

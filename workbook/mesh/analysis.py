@@ -156,65 +156,74 @@ def analyze(resources: Iterable[MeshResource], inventory: Inventory, *,
     gateways = {(r.namespace, r.name) for r in resources if r.kind == "Gateway"}
     subsets: dict[str, set[str]] = {}
     for r in resources:
-        if r.kind == "DestinationRule" and isinstance(r.spec.get("host"), str):
+        if r.kind == "DestinationRule" and isinstance(r.spec.get("host"), str) and isinstance(
+                r.spec.get("subsets") or [], list):
             svc = inventory.resolve_host(r.spec["host"], r.namespace)
             key = svc.fqdn if svc else r.spec["host"]
             subsets.setdefault(key, set()).update(
                 s.get("name") for s in r.spec.get("subsets") or [] if isinstance(s, dict))
 
     for r in resources:
-        spec = r.spec
-        if r.kind == "VirtualService":
-            for g, name in enumerate(spec.get("gateways") or []):
-                if name == "mesh" or not isinstance(name, str):
-                    continue
-                ns, _, gw = name.rpartition("/")
-                if (ns or r.namespace, gw) not in gateways:
-                    add(r, ERROR, "IST0101", f"spec.gateways[{g}]", f'Referenced gateway not found: "{name}"')
-            for kind in ("http", "tcp", "tls"):
-                for i, route in enumerate(spec.get(kind) or []):
-                    dests = route.get("route") or [] if isinstance(route, dict) else []
-                    total = 0
-                    for j, d in enumerate(dests):
-                        dest = d.get("destination") or {}
-                        host, base = dest.get("host"), f"spec.{kind}[{i}].route[{j}].destination"
-                        total += int(d.get("weight", 0) or 0)
-                        svc = inventory.resolve_host(host, r.namespace) if isinstance(host, str) else None
-                        if svc is None:
-                            add(r, ERROR, "IST0101", f"{base}.host", f'Referenced host not found: "{host}"')
-                            continue
-                        port = (dest.get("port") or {}).get("number")
-                        if port is not None and port not in svc.ports:
-                            add(r, ERROR, "IST0101", f"{base}.port.number",
-                                f'Referenced host:port not found: "{host}:{port}" (ports: {list(svc.ports)})')
-                        subset = dest.get("subset")
-                        if subset and subset not in subsets.get(svc.fqdn, set()):
-                            add(r, ERROR, "IST0101", f"{base}.subset",
-                                f'Referenced host+subset in destinationrule not found: "{host}+{subset}"')
-                    if len(dests) > 1 and total == 0:
-                        add(r, ERROR, "weights", f"spec.{kind}[{i}].route", "total destination weight = 0")
-                    elif len(dests) > 1 and total != 100:
-                        add(r, WARNING, "weights", f"spec.{kind}[{i}].route",
-                            f"destination weights sum to {total}, not 100: the proxy normalizes them, "
-                            f"so the split is not the percentages written")
-        elif r.kind == "Gateway":
-            selector = spec.get("selector") or {}
-            if not [w for w in inventory.workloads if labels_match(selector, w.labels)]:
-                add(r, ERROR, "IST0101", "spec.selector",
-                    f"Referenced selector not found: {_selector_text(selector)!r}")
-        elif r.kind == "AuthorizationPolicy":
-            selector = (spec.get("selector") or {}).get("matchLabels")
-            if not inventory.workloads_selected(r.namespace, selector, root_namespace=root_namespace):
-                add(r, WARNING, "IST0127", "spec.selector",
-                    f"No matching workloads for this resource with the following labels: {_selector_text(selector)}")
-            known = inventory.namespaces
-            for i, rule in enumerate(spec.get("rules") or []):
-                for k, frm in enumerate((rule or {}).get("from") or []):
-                    for n, ns in enumerate(((frm or {}).get("source") or {}).get("namespaces") or []):
-                        if "*" not in ns and ns not in known:
-                            add(r, ERROR, "IST0101", f"spec.rules[{i}].from[{k}].source.namespaces[{n}]",
-                                f'Referenced namespace not found: "{ns}"')
+        try:
+            _analyze_one(r, inventory, gateways, subsets, add, root_namespace)
+        except (AttributeError, TypeError, ValueError) as exc:
+            add(r, ERROR, "unanalyzable", "spec", f"cannot analyze a resource that does not match its schema "
+                f"(validate it first): {type(exc).__name__}: {exc}")
     return findings
+
+
+def _analyze_one(r: MeshResource, inventory: Inventory, gateways, subsets, add, root_namespace: str) -> None:
+    spec = r.spec
+    if r.kind == "VirtualService":
+        for g, name in enumerate(spec.get("gateways") or []):
+            if name == "mesh" or not isinstance(name, str):
+                continue
+            ns, _, gw = name.rpartition("/")
+            if (ns or r.namespace, gw) not in gateways:
+                add(r, ERROR, "IST0101", f"spec.gateways[{g}]", f'Referenced gateway not found: "{name}"')
+        for kind in ("http", "tcp", "tls"):
+            for i, route in enumerate(spec.get(kind) or []):
+                dests = route.get("route") or [] if isinstance(route, dict) else []
+                total = 0
+                for j, d in enumerate(dests):
+                    dest = d.get("destination") or {}
+                    host, base = dest.get("host"), f"spec.{kind}[{i}].route[{j}].destination"
+                    total += int(d.get("weight", 0) or 0)
+                    svc = inventory.resolve_host(host, r.namespace) if isinstance(host, str) else None
+                    if svc is None:
+                        add(r, ERROR, "IST0101", f"{base}.host", f'Referenced host not found: "{host}"')
+                        continue
+                    port = (dest.get("port") or {}).get("number")
+                    if port is not None and port not in svc.ports:
+                        add(r, ERROR, "IST0101", f"{base}.port.number",
+                            f'Referenced host:port not found: "{host}:{port}" (ports: {list(svc.ports)})')
+                    subset = dest.get("subset")
+                    if subset and subset not in subsets.get(svc.fqdn, set()):
+                        add(r, ERROR, "IST0101", f"{base}.subset",
+                            f'Referenced host+subset in destinationrule not found: "{host}+{subset}"')
+                if len(dests) > 1 and total == 0:
+                    add(r, ERROR, "weights", f"spec.{kind}[{i}].route", "total destination weight = 0")
+                elif len(dests) > 1 and total != 100:
+                    add(r, WARNING, "weights", f"spec.{kind}[{i}].route",
+                        f"destination weights sum to {total}, not 100: the proxy normalizes them, "
+                        f"so the split is not the percentages written")
+    elif r.kind == "Gateway":
+        selector = spec.get("selector") or {}
+        if not [w for w in inventory.workloads if labels_match(selector, w.labels)]:
+            add(r, ERROR, "IST0101", "spec.selector",
+                f"Referenced selector not found: {_selector_text(selector)!r}")
+    elif r.kind == "AuthorizationPolicy":
+        selector = (spec.get("selector") or {}).get("matchLabels")
+        if not inventory.workloads_selected(r.namespace, selector, root_namespace=root_namespace):
+            add(r, WARNING, "IST0127", "spec.selector",
+                f"No matching workloads for this resource with the following labels: {_selector_text(selector)}")
+        known = inventory.namespaces
+        for i, rule in enumerate(spec.get("rules") or []):
+            for k, frm in enumerate((rule or {}).get("from") or []):
+                for n, ns in enumerate(((frm or {}).get("source") or {}).get("namespaces") or []):
+                    if "*" not in ns and ns not in known:
+                        add(r, ERROR, "IST0101", f"spec.rules[{i}].from[{k}].source.namespaces[{n}]",
+                            f'Referenced namespace not found: "{ns}"')
 
 
 def _selector_text(selector: Mapping[str, str] | None) -> str:

@@ -159,8 +159,10 @@ class AuthzPolicy:
     def from_spec(cls, name: str, namespace: str, spec: Mapping[str, Any] | None, *, source: str = "<memory>"):
         """Build from a ``spec`` mapping; unknown fields, actions or condition keys raise
         ``MeshConfigError`` naming the field path."""
-        spec = dict(spec or {})
         where = f"AuthorizationPolicy {namespace}/{name}"
+        if spec is not None and not isinstance(spec, Mapping):
+            raise MeshConfigError(source, f"{where}: spec", "a mapping", spec)
+        spec = dict(spec or {})
         action = spec.get("action", "ALLOW")
         if action not in ACTIONS:
             raise MeshConfigError(source, f"{where}: spec.action", f"one of {', '.join(ACTIONS)}", action)
@@ -169,8 +171,14 @@ class AuthzPolicy:
             raise MeshConfigError(source, f"{where}: spec.rules", "a list of rules", rules)
         for i, rule in enumerate(rules or []):
             _check_rule(rule or {}, source, f"{where}: spec.rules[{i}]")
-        selector = (spec.get("selector") or {}).get("matchLabels")
-        provider = (spec.get("provider") or {}).get("name")
+        selector_block = spec.get("selector") or {}
+        selector = selector_block.get("matchLabels") if isinstance(selector_block, dict) else None
+        if not isinstance(selector_block, dict) or not isinstance(selector or {}, dict):
+            raise MeshConfigError(source, f"{where}: spec.selector.matchLabels", "a mapping of labels", selector_block)
+        provider_block = spec.get("provider") or {}
+        if not isinstance(provider_block, dict):
+            raise MeshConfigError(source, f"{where}: spec.provider", "a mapping with name", provider_block)
+        provider = provider_block.get("name")
         return cls(name, namespace, None if rules is None else tuple(r or {} for r in rules), action,
                    dict(selector) if selector else None, provider, source)
 
@@ -187,30 +195,53 @@ class AuthzPolicy:
         return None
 
 
+def _list(value: Any, source: str, where: str, what: str) -> list:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise MeshConfigError(source, where, f"a list of {what}", value)
+    return value
+
+
+def _check_block(block: Any, fields: Iterable[str], source: str, where: str) -> None:
+    if block is None:
+        return
+    if not isinstance(block, dict):
+        raise MeshConfigError(source, where, "a mapping", block)
+    allowed = set(fields) | {"not" + f[0].upper() + f[1:] for f in fields}
+    for key, values in block.items():
+        if key not in allowed:
+            raise MeshConfigError(source, f"{where}.{key}", f"one of {sorted(allowed)}")
+        if not all(isinstance(v, str) for v in _list(values, source, f"{where}.{key}", "strings")):
+            raise MeshConfigError(source, f"{where}.{key}", "a list of strings", values)
+
+
 def _check_rule(rule: Any, source: str, where: str) -> None:
     if not isinstance(rule, dict):
         raise MeshConfigError(source, where, "a mapping with from/to/when", rule)
     unknown = set(rule) - {"from", "to", "when"}
     if unknown:
         raise MeshConfigError(source, f"{where}.{sorted(unknown)[0]}", "from, to or when")
-    for k, frm in enumerate(rule.get("from") or []):
-        src = (frm or {}).get("source") or {}
-        allowed = set(SOURCE_FIELDS) | {"not" + f[0].upper() + f[1:] for f in SOURCE_FIELDS}
-        for key in src:
-            if key not in allowed:
-                raise MeshConfigError(source, f"{where}.from[{k}].source.{key}", f"one of {sorted(allowed)}")
-    for k, to in enumerate(rule.get("to") or []):
-        op = (to or {}).get("operation") or {}
-        allowed = set(OPERATION_FIELDS) | {"not" + f[0].upper() + f[1:] for f in OPERATION_FIELDS}
-        for key in op:
-            if key not in allowed:
-                raise MeshConfigError(source, f"{where}.to[{k}].operation.{key}", f"one of {sorted(allowed)}")
-    for k, cond in enumerate(rule.get("when") or []):
-        key = (cond or {}).get("key")
+    for k, frm in enumerate(_list(rule.get("from"), source, f"{where}.from", "sources")):
+        if frm is not None and not isinstance(frm, dict):
+            raise MeshConfigError(source, f"{where}.from[{k}]", "a mapping with source", frm)
+        _check_block((frm or {}).get("source"), SOURCE_FIELDS, source, f"{where}.from[{k}].source")
+    for k, to in enumerate(_list(rule.get("to"), source, f"{where}.to", "operations")):
+        if to is not None and not isinstance(to, dict):
+            raise MeshConfigError(source, f"{where}.to[{k}]", "a mapping with operation", to)
+        _check_block((to or {}).get("operation"), OPERATION_FIELDS, source, f"{where}.to[{k}].operation")
+    for k, cond in enumerate(_list(rule.get("when"), source, f"{where}.when", "conditions")):
+        if not isinstance(cond, dict):
+            raise MeshConfigError(source, f"{where}.when[{k}]", "a mapping with key and values", cond)
+        key = cond.get("key")
         if not isinstance(key, str) or not any(key == c or (c.endswith("[") and key.startswith(c) and key.endswith("]"))
                                               for c in CONDITION_KEYS):
             raise MeshConfigError(source, f"{where}.when[{k}].key", "an Istio attribute (request.headers[name], "
                                   "source.principal, source.namespace, request.auth.claims[name], ...)", key)
+        for name in ("values", "notValues"):
+            if not all(isinstance(v, str) for v in _list(cond.get(name), source, f"{where}.when[{k}].{name}",
+                                                          "strings")):
+                raise MeshConfigError(source, f"{where}.when[{k}].{name}", "a list of strings", cond.get(name))
         if not cond.get("values") and not cond.get("notValues"):
             raise MeshConfigError(source, f"{where}.when[{k}]", "values or notValues (at least one)")
 

@@ -118,6 +118,22 @@ def _cel(rule: str, value: Any) -> bool | None:
     return None
 
 
+_TYPES = {"object": (dict,), "array": (list,), "string": (str,), "integer": (int,), "number": (int, float),
+          "boolean": (bool,)}
+
+
+def _type_ok(schema: dict[str, Any], value: Any) -> bool:
+    """Whether a value has the type its schema says (CEL rules run only on well-typed values)."""
+    if schema.get("x-kubernetes-int-or-string"):
+        return isinstance(value, (int, str)) and not isinstance(value, bool)
+    expected = _TYPES.get(schema.get("type", ""), None)
+    if expected is None:
+        return True
+    if isinstance(value, bool) and schema.get("type") != "boolean":
+        return False
+    return isinstance(value, expected)
+
+
 def strict_schema(schema: dict[str, Any]) -> dict[str, Any]:
     """A Kubernetes structural schema as a JSON Schema that refuses unknown fields."""
 
@@ -254,8 +270,11 @@ class IstioSchemas:
                 continue
             add(ERROR, "schema", _path(error.absolute_path), error.message)
         for schema, value, parts in _walk(self._raw[key], resource.body, []):
-            for rule in schema.get("x-kubernetes-validations", ()):
-                verdict = _cel(rule["rule"], value)
+            for rule in schema.get("x-kubernetes-validations", ()) if _type_ok(schema, value) else ():
+                try:
+                    verdict = _cel(rule["rule"], value)
+                except (TypeError, AttributeError, ValueError):
+                    verdict = False  # a well-typed value the rule cannot read (a nested field of the wrong type)
                 if verdict is None:
                     report.unevaluated_rules += 1
                 elif not verdict:
