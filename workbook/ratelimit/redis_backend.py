@@ -236,7 +236,7 @@ class RedisRateLimiter:
         self.prefix = f"{prefix}:{policy.algorithm}:{policy.name}:"
         self.stats = LimiterStats()
         self.script = script_for(policy)
-        self._sha = hashlib.sha1(self.script.encode()).hexdigest()
+        self._sha = hashlib.sha1(self.script.encode()).hexdigest().encode()  # bytes: packed as they are
         self._execute = client.execute_command
 
     @classmethod
@@ -271,10 +271,10 @@ class RedisRateLimiter:
         stats.decisions += 1
         try:
             try:
-                reply = await self._execute("EVALSHA", self._sha, 1, self.prefix + key, *args)
+                reply = await self._execute("EVALSHA", self._sha, b"1", self.prefix + key, *args)
             except NoScriptError:  # a restarted or flushed server: load, then the same call
                 await self.load()
-                reply = await self._execute("EVALSHA", self._sha, 1, self.prefix + key, *args)
+                reply = await self._execute("EVALSHA", self._sha, b"1", self.prefix + key, *args)
         except BACKEND_DOWN as exc:
             return self._backend_down(key, exc)
         allowed, remaining, reset, retry = reply.split()
@@ -302,7 +302,8 @@ class RedisRateLimiter:
 
     async def load(self) -> None:
         """Load the script now (``SCRIPT LOAD``), so the first decision is one round trip too."""
-        self._sha = await self.client.script_load(self.script)
+        sha = await self.client.script_load(self.script)
+        self._sha = sha if isinstance(sha, bytes) else sha.encode()
 
     def __repr__(self):
         clock = "Redis TIME" if self.clock is None else repr(self.clock)
