@@ -261,3 +261,21 @@ def test_a_client_breaking_its_own_body_does_not_open_the_breaker(keys):
     assert status == 200                                          # not 503: the breaker stayed closed
     broken = [r for r in log if r["route"] == "echo" and r["method"] == "POST"]
     assert len(broken) == 6 and {r["error"] for r in broken} == {"IncompleteBody"}
+
+
+def test_every_answer_carries_the_request_id(keys):
+    async def scenario(stack, client):
+        out = []
+        for path, headers in [("/api/stock/apple", {"X-Request-Id": "given-1"}), ("/api/stock/apple", {}),
+                              ("/api/stock/apple", {"X-Request-Id": "bad id!"}), ("/nowhere", {"X-Request-Id": "n-2"}),
+                              ("/echo/x", {"X-Request-Id": "e-3"})]:
+            status, h, body = await get(client, stack, path, headers=headers)
+            out.append((status, h["X-Request-Id"], json.loads(body).get("request_id")))
+        return out, [r["request_id"] for r in stack.gateway.access_log.records()]
+
+    out, logged = live(keys, scenario)
+    assert out[0][:2] == (401, "given-1") and out[0][2] == "given-1"
+    assert len(out[1][1]) == 32 and out[1][1] == out[1][2]            # generated
+    assert out[2][1] != "bad id!" and len(out[2][1]) == 32            # replaced
+    assert out[3][1] == "n-2" and out[4][1] == "e-3"
+    assert logged == [o[1] for o in out]

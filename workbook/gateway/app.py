@@ -229,7 +229,7 @@ class Gateway:
             raise BodyTooLarge(f"Content-Length {int(length)} > {route.max_body} bytes allowed on route {rs.name!r}")
         claims = None
         if rs.auth.required:
-            claims = await self._authenticate(request, rs)
+            claims = await self._authenticate(request, rid)
             if isinstance(claims, web.StreamResponse):
                 return claims
             try:
@@ -252,24 +252,23 @@ class Gateway:
                                      kind="rate-limited", headers=limit_headers)
         return await self._forward(request, route, path, rid, entry, limit_headers)
 
-    async def _authenticate(self, request, rs):
-        rid = request.headers.get(REQUEST_ID_HEADER)
+    async def _authenticate(self, request, rid):
         header = request.headers.get("Authorization")
         if self.verifier is None:
             raise GatewayConfigError(self.source, [("jwt", "no verifier: call application() first")])
         if header is None or not header.startswith("Bearer "):
             return self._problem(401, "Authentication required", "expected Authorization: Bearer <token>",
-                                 request, rid or "", kind="unauthenticated",
+                                 request, rid, kind="unauthenticated",
                                  headers={"WWW-Authenticate": 'Bearer realm="gateway"'})
         try:
             return await self.verifier.verify(header[7:].strip())
         except TokenRejected as exc:
-            return self._problem(401, "Invalid token", str(exc), request, rid or "", kind="invalid-token",
+            return self._problem(401, "Invalid token", str(exc), request, rid, kind="invalid-token",
                                  reason=exc.reason,
                                  headers={"WWW-Authenticate": f'Bearer realm="gateway", error="invalid_token", '
                                                               f'error_description="{exc.reason}"'})
         except JWKSUnavailable as exc:
-            return self._problem(503, "Keys unavailable", str(exc), request, rid or "", kind="jwks-unavailable")
+            return self._problem(503, "Keys unavailable", str(exc), request, rid, kind="jwks-unavailable")
 
     async def _forward(self, request, route: _Route, path, rid, entry, extra_headers):
         rs = route.settings
