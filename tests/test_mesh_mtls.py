@@ -233,3 +233,25 @@ def test_effective_mtls_mode_precedence():
     with pytest.raises(MeshConfigError, match="spec.mtls.mode"):
         effective_mtls_mode(parse_resources(PEER_AUTHS.replace("PERMISSIVE", "LAX"), "pa.yaml"),
                             Workload("l", "legacy", {}))
+
+
+def test_garbage_and_silent_clients_are_refused_and_the_listener_keeps_serving(ca):
+    server = WorkloadIdentity.issued_by(ca, "default", "order-service")
+    client = WorkloadIdentity.issued_by(ca, "default", "api-gateway")
+
+    async def main():
+        async with MeshListener(app_reporting_peer(), server, "PERMISSIVE", first_byte_timeout=0.2) as sidecar:
+            _, writer = await asyncio.open_connection("127.0.0.1", sidecar.port)
+            writer.write(b"\x16\x03\x01\x00\x05garbage-not-a-client-hello")
+            await writer.drain()
+            _, silent = await asyncio.open_connection("127.0.0.1", sidecar.port)
+            for _ in range(100):                       # until both are refused (at most 100 x 10 ms)
+                if len(sidecar.refusals) >= 2:
+                    break
+                await asyncio.sleep(0.01)
+            writer.close()
+            silent.close()
+            kinds = sorted(r.kind for r in sidecar.refusals)
+            assert kinds == ["handshake", "unknown"], sidecar.refusals
+            assert (await get(sidecar.tls_url + "/", client.client_context))[1]["peer"] == GATEWAY
+    run(main())
