@@ -101,7 +101,7 @@ def timeline_figure(result, point: str = "no crash") -> go.Figure:
     fig.update_layout(title=f"2PC, crash at {point}: locks held up to {longest:.2f} s; "
                             f"outcome {result.outcomes['t1']} for the client",
                       xaxis_title="virtual time (s)", yaxis={"categoryorder": "array", "categoryarray": ACTORS[::-1]},
-                      height=340)
+                      legend={"orientation": "h", "y": -0.3}, height=400)
     return fig
 
 
