@@ -131,6 +131,13 @@ class Gateway:
         self.verifier = verifier
         self.access_log = access_log or AccessLog()
         self.redis_client = redis_client
+        self._own_redis = False
+        if redis_client is None and settings.redis is not None and any(
+                lim.backend == "redis" for lim in settings.rate_limiters.values()):
+            import redis.asyncio
+            self.redis_client = redis.asyncio.Redis.from_url(settings.redis.url, socket_timeout=1.0,
+                                                             socket_connect_timeout=1.0)
+            self._own_redis = True
         make_limiter = limiter_factory or (lambda n, s: default_limiter_factory(
             n, s, clock=self.clock, redis_client=self.redis_client))
         make_lb = balancer_factory or default_balancer_factory
@@ -177,6 +184,8 @@ class Gateway:
         async def on_cleanup(_app):
             if self.forwarder is not None:
                 await self.forwarder.close()
+            if self._own_redis:
+                await self.redis_client.aclose()
 
         app.on_startup.append(on_startup)
         app.on_cleanup.append(on_cleanup)
