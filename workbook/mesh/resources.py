@@ -26,6 +26,8 @@ class MeshResource:
 
     ``body`` is the whole document as parsed (``apiVersion``, ``kind``, ``metadata``,
     ``spec``); ``source`` the file it came from and ``line`` the document's first line.
+    ``duplicates`` lists the keys written twice in one mapping, as (field path, line):
+    YAML keeps the last silently, ``kubectl --validate=strict`` refuses them.
     """
 
     api_version: str
@@ -35,6 +37,7 @@ class MeshResource:
     body: dict[str, Any] = field(repr=False)
     source: str = "<memory>"
     line: int = 1
+    duplicates: tuple[tuple[str, int], ...] = ()
 
     @property
     def spec(self) -> dict[str, Any]:
@@ -69,11 +72,12 @@ def parse_resources(text: str, source: str = "<memory>", *, default_namespace: s
             if node is None:
                 continue
             line = node.start_mark.line + 1
+            duplicates = tuple(_duplicate_keys(node, ""))
             doc = loader.construct_document(node)
             index += 1
             if doc is None:
                 continue
-            found.append(_resource(doc, source, line, index, default_namespace))
+            found.append(_resource(doc, source, line, index, default_namespace, duplicates))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "somewhere"
@@ -84,7 +88,24 @@ def parse_resources(text: str, source: str = "<memory>", *, default_namespace: s
     return found
 
 
-def _resource(doc: Any, source: str, line: int, index: int, default_namespace: str) -> MeshResource:
+def _duplicate_keys(node: yaml.Node, path: str):
+    """(path, line) of every key that appears twice in one mapping of a composed YAML tree."""
+    if isinstance(node, yaml.MappingNode):
+        seen = set()
+        for key, value in node.value:
+            name = key.value if isinstance(key, yaml.ScalarNode) else str(key.start_mark)
+            child = f"{path}.{name}" if path else name
+            if name in seen:
+                yield child, key.start_mark.line + 1
+            seen.add(name)
+            yield from _duplicate_keys(value, child)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            yield from _duplicate_keys(item, f"{path}[{i}]")
+
+
+def _resource(doc: Any, source: str, line: int, index: int, default_namespace: str,
+              duplicates: tuple[tuple[str, int], ...] = ()) -> MeshResource:
     where = f"document {index} (line {line})"
     if not isinstance(doc, dict):
         raise MeshConfigError(source, where, "a mapping with apiVersion, kind and metadata", type(doc).__name__)
@@ -98,7 +119,7 @@ def _resource(doc: Any, source: str, line: int, index: int, default_namespace: s
     namespace = meta.get("namespace", default_namespace)
     if not isinstance(namespace, str) or not namespace:
         raise MeshConfigError(source, f"{where}: metadata.namespace", "a non-empty string", namespace)
-    return MeshResource(doc["apiVersion"], doc["kind"], meta["name"], namespace, doc, source, line)
+    return MeshResource(doc["apiVersion"], doc["kind"], meta["name"], namespace, doc, source, line, duplicates)
 
 
 def load_resources(path: str | Path, *, default_namespace: str = "default") -> list[MeshResource]:

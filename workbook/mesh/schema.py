@@ -17,6 +17,8 @@ into a JSON Schema that ``jsonschema`` checks the way the Kubernetes API server 
   duration rule (``duration(self) >= duration('1ms')``, 50 of them), at-most-one-of,
   no wildcard or empty label keys, port ranges; the others are counted in
   ``ValidationReport.unevaluated_rules`` and said so, never silently passed;
+* **duplicate fields** (a key written twice in one mapping, which YAML silently resolves
+  to the last) are errors, as under ``--validate=strict``;
 * **deprecated fields** are reported as warnings: fields whose schema description starts
   with "Deprecated", and the fields and enum values the protos mark ``deprecated = true``
   (istio/api at the vendored commit: ``consecutiveErrors``, ``LEAST_CONN``,
@@ -254,6 +256,10 @@ class IstioSchemas:
         def add(severity, code, path, message):
             report.findings.append(Finding(severity, code, resource.source, resource.ref, path, message, resource.line))
 
+        for path, line in resource.duplicates:
+            report.findings.append(Finding(ERROR, "duplicate-field", resource.source, resource.ref, path,
+                                           f'duplicate field "{path}" (line {line}): YAML keeps only the last',
+                                           resource.line))
         if key not in self._raw:
             served = sorted(f"{g}/{v}" for g, v, k in self._raw if k == resource.kind)
             add(ERROR, "unknown-kind", "apiVersion",
