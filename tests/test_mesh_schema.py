@@ -298,7 +298,8 @@ def test_wrongly_typed_resources_are_reported_never_crash(text, inventory):
 
 
 def test_duplicate_fields_are_errors_as_under_strict_validation(schemas):
-    text = DR + "  trafficPolicy:\n    loadBalancer: {simple: ROUND_ROBIN}\n  trafficPolicy:\n    tls: {mode: ISTIO_MUTUAL}\n"
+    text = DR + ("  trafficPolicy:\n    loadBalancer: {simple: ROUND_ROBIN}\n"
+                 "  trafficPolicy:\n    tls: {mode: ISTIO_MUTUAL}\n")
     report = one(text, schemas)
     assert [(f.code, f.path) for f in report.errors] == [("duplicate-field", "spec.trafficPolicy")]
     assert "line 8" in report.errors[0].message
