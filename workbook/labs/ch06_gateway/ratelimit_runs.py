@@ -1,0 +1,191 @@
+"""Chapter 6's rate-limit experiments, returning plain data (lists of dicts, dicts of numbers)
+for the notebook to print and plot.
+
+* ``crafted_arrivals()`` / ``admissions_over_time(...)``: a fixed timeline (a burst, a
+  steady stream above the rate, a burst straddling a window edge, a quiet spell, a last
+  burst) run through each algorithm in memory on a ``ManualClock``: exact, the same at
+  every run. ``timeline_summary`` counts per algorithm; ``binned`` per time bin (the
+  rate-limit panel's figure).
+* ``article_boundary_burst(redis_url)``: the article's fixed window admits twice its limit
+  across a window edge; the workbook's six algorithms on the same requests.
+* ``article_concurrency(redis_url)``: 1,000 concurrent requests against a limit of 100,
+  the article's three limiters against the workbook's six (on Redis, 200 connections).
+  The article's counts depend on how the requests interleave (they vary between runs);
+  the workbook's are exactly 100 at every run.
+* ``fail_modes()``: a Redis of its own, stopped mid-run; fail-open and fail-closed
+  limiters answer as configured and count it, the article's admits silently.
+
+The Redis experiments are coroutines (``await`` them at the top level of a cell) and need
+a running ``redis-server`` (``workbook.core.external.RedisServer``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from workbook.core.clock import ManualClock
+from workbook.core.external import RedisServer
+from workbook.core.params import check_int, check_number
+from workbook.ratelimit import (RATE_LIMIT_ALGORITHMS, ArticleRateLimiter, MemoryRateLimiter, RateLimitPolicy,
+                                RedisRateLimiter)
+
+
+def crafted_arrivals() -> list[float]:
+    """Arrival times in seconds, for a limit of 10 per second (burst 10):
+
+    * 0.00-0.29: a burst of 30 (three times the limit at once);
+    * 0.50-2.45: a steady 20 per second (twice the rate);
+    * 2.90-3.09: 20 requests straddling the window edge at 3.0;
+    * 3.10-4.99: quiet;
+    * 5.00-5.14: a last burst of 15.
+    """
+    times = [i * 0.01 for i in range(30)]
+    times += [0.5 + i * 0.05 for i in range(40)]
+    times += [2.9 + i * 0.01 for i in range(20)]
+    times += [5.0 + i * 0.01 for i in range(15)]
+    return [round(t, 6) for t in times]
+
+
+def admissions_over_time(algorithm: str, limit: int = 10, period: float = 1.0, burst: int | None = None,
+                         arrivals: list[float] | None = None) -> list[dict]:
+    """Each arrival's decision: ``{"t", "allowed", "remaining", "retry_after"}``."""
+    policy = RateLimitPolicy(algorithm, limit, period, burst)
+    clock = ManualClock()
+    limiter = MemoryRateLimiter(policy, clock)
+    rows = []
+    for t in sorted(crafted_arrivals() if arrivals is None else arrivals):
+        clock.advance(max(0.0, t - clock.now()))
+        d = limiter.hit("client")
+        rows.append({"t": t, "allowed": d.allowed, "remaining": d.remaining, "retry_after": round(d.retry_after, 6)})
+    return rows
+
+
+def binned(rows: list[dict], width: float = 0.25) -> list[dict]:
+    """Admitted and rejected per time bin of ``width`` seconds (empty bins included)."""
+    width = check_number("width", width, minimum=0, min_exclusive=True)
+    if not rows:
+        return []
+    last = int(max(r["t"] for r in rows) / width)
+    bins = [{"start": round(i * width, 6), "admitted": 0, "rejected": 0} for i in range(last + 1)]
+    for r in rows:
+        bins[int(r["t"] / width + 1e-9)]["admitted" if r["allowed"] else "rejected"] += 1
+    return bins
+
+
+def timeline_summary(limit: int = 10, period: float = 1.0, burst: int | None = None) -> list[dict]:
+    """Per algorithm on ``crafted_arrivals()``: admitted in total, in the first burst, in the
+    steady stream, across the edge at 3.0 (2.9-3.1), and in the last burst."""
+    phases = {"first burst": (0.0, 0.3), "steady": (0.5, 2.5), "edge 2.9-3.1": (2.9, 3.1), "last burst": (5.0, 5.2)}
+    out = []
+    for algorithm in RATE_LIMIT_ALGORITHMS:
+        b = None if algorithm not in ("token_bucket", "leaky_bucket", "gcra") else burst
+        rows = admissions_over_time(algorithm, limit, period, b)
+        row = {"algorithm": algorithm, "admitted": sum(r["allowed"] for r in rows), "requests": len(rows)}
+        for name, (lo, hi) in phases.items():
+            row[name] = sum(r["allowed"] for r in rows if lo <= r["t"] < hi)
+        out.append(row)
+    return out
+
+
+async def article_boundary_burst(redis_url: str, limit: int = 10, window: int = 60) -> dict:
+    """``limit`` requests 0.1 s before a window edge and ``limit`` 0.1 s after it: admitted by
+    the article's fixed window and by each of the workbook's algorithms (same requests)."""
+    import redis.asyncio as aioredis
+
+    check_int("limit", limit, minimum=1)
+    check_int("window", window, minimum=1)
+    client = aioredis.Redis.from_url(redis_url)
+    try:
+        await client.flushdb()
+        edge = 1000 * window
+        clock = ManualClock(edge - 0.1)
+        article = ArticleRateLimiter(client, clock=clock)
+        ours = {a: RedisRateLimiter(client, RateLimitPolicy(a, limit, float(window)), clock=clock, prefix="edge")
+                for a in RATE_LIMIT_ALGORITHMS}
+        counts = {"article fixed_window": 0, **dict.fromkeys(ours, 0)}
+        for _ in range(2):
+            for _ in range(limit):
+                counts["article fixed_window"] += await article.is_allowed("edge-client", limit, window)
+                for a, limiter in ours.items():
+                    counts[a] += (await limiter.decide("edge-client")).allowed
+            clock.advance(0.2)
+        return {"limit": limit, "window": window, "span_seconds": 0.1 + 0.1, "requests": 2 * limit,
+                "admitted": counts}
+    finally:
+        await client.aclose()
+
+
+async def article_concurrency(redis_url: str, n: int = 1000, limit: int = 100, connections: int = 200) -> dict:
+    """``n`` concurrent requests against ``limit``, at one instant (a frozen clock, so only
+    atomicity decides): admitted by each of the article's limiters and the workbook's."""
+    import redis.asyncio as aioredis
+
+    check_int("n", n, minimum=1)
+    check_int("limit", limit, minimum=1)
+    check_int("connections", connections, minimum=1)
+    pool = aioredis.BlockingConnectionPool.from_url(redis_url, max_connections=connections)
+    client = aioredis.Redis(connection_pool=pool)
+    try:
+        await client.flushdb()
+        clock = ManualClock(1_000_000.0)
+        article = ArticleRateLimiter(client, clock=clock)
+        admitted = {}
+        for strategy in ("fixed_window", "sliding_window", "token_bucket"):
+            window = 0 if strategy == "token_bucket" else 60  # token bucket: capacity 100, no refill
+            got = await asyncio.gather(*(article.is_allowed("conc", limit, window, strategy) for _ in range(n)))
+            admitted[f"article {strategy}"] = sum(got)
+            await client.flushdb()
+        for algorithm in RATE_LIMIT_ALGORITHMS:
+            limiter = RedisRateLimiter(client, RateLimitPolicy(algorithm, limit, 60.0), clock=clock, prefix="conc")
+            got = await asyncio.gather(*(limiter.decide("conc") for _ in range(n)))
+            admitted[algorithm] = sum(d.allowed for d in got)
+        return {"requests": n, "limit": limit, "connections": connections, "admitted": admitted}
+    finally:
+        await client.aclose()
+
+
+async def fail_modes(requests: int = 5) -> dict:
+    """A Redis of its own, stopped after one decision; then ``requests`` more through a
+    fail-open limiter, a fail-closed one, and the article's. Returns what each answered,
+    its counters, and how many warnings each logged."""
+    check_int("requests", requests, minimum=1)
+    server = RedisServer().start()
+    records: list[logging.LogRecord] = []
+
+    class _Keep(logging.Handler):
+        def emit(self, record):
+            records.append(record)
+
+    handler = _Keep(logging.WARNING)
+    logger = logging.getLogger("workbook.ratelimit")
+    logger.addHandler(handler)
+    try:
+        policy = RateLimitPolicy("token_bucket", 1, 60.0)
+        limiters = {mode: RedisRateLimiter.from_url(server.url, policy, on_error=mode, prefix=mode)
+                    for mode in ("open", "closed")}
+        import redis.asyncio as aioredis
+        article_client = aioredis.Redis.from_url(server.url, retry=None, socket_connect_timeout=0.25)
+        article = ArticleRateLimiter(article_client, clock=ManualClock(0.0))
+        for limiter in limiters.values():
+            await limiter.decide("k")
+        await article.is_allowed("k", 1, 60)
+        server.stop()
+        out = {}
+        for mode, limiter in limiters.items():
+            before = len(records)
+            answers = [(await limiter.decide("k")).allowed for _ in range(requests)]
+            s = limiter.stats
+            out[f"fail {mode}"] = {"admitted": sum(answers), "refused": requests - sum(answers),
+                                   "backend_errors": s.backend_errors, "failed_open": s.failed_open,
+                                   "failed_closed": s.failed_closed, "warnings_logged": len(records) - before}
+            await limiter.aclose()
+        answers = [await article.is_allowed("k", 1, 60) for _ in range(requests)]
+        out["article"] = {"admitted": sum(answers), "refused": requests - sum(answers),
+                          "backend_errors": "not counted", "warnings_logged": 0,
+                          "errors it swallowed (counted here only)": article.silent_failures}
+        await article_client.aclose()
+        return out
+    finally:
+        logger.removeHandler(handler)
+        server.stop()
