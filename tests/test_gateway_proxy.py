@@ -4,6 +4,7 @@ access log, and the JWT attack suite sent through the gateway."""
 
 import asyncio
 import json
+import time
 
 import aiohttp
 import pytest
@@ -279,3 +280,24 @@ def test_every_answer_carries_the_request_id(keys):
     assert out[2][1] != "bad id!" and len(out[2][1]) == 32            # replaced
     assert out[3][1] == "n-2" and out[4][1] == "e-3"
     assert logged == [o[1] for o in out]
+
+
+def test_key_rotation_through_the_live_gateway(keys):
+    def quick_refresh(data):
+        data["jwt"]["jwks_min_refresh_seconds"] = 0
+
+    async def scenario(stack, client):
+        old = stack.keys[0]
+        new = SigningKey.generate("RS256", "rs-demo-2")
+        before = (await get(client, stack, "/api/stock/apple", headers={
+            "Authorization": "Bearer " + new.sign({"iss": DEMO_ISSUER, "aud": DEMO_AUDIENCE, "sub": "a",
+                                                   "iat": int(time.time()), "exp": 2_000_000_000,
+                                                   "scope": "stock:read"})}))[0]
+        stack.keys = (old, new, stack.keys[1])            # the provider publishes the new key beside the old
+        statuses = []
+        for key_index in (1, 0, 1):                        # new, old, new: no downtime for either
+            statuses.append((await get(client, stack, "/api/stock/apple", headers=stack.bearer(key=key_index)))[0])
+        return before, statuses
+
+    before, statuses = live(keys, scenario, config_overrides=quick_refresh)
+    assert before == 401 and statuses == [200, 200, 200]

@@ -161,7 +161,8 @@ class Gateway:
         hmac_keys = KeySet(SigningKey.hmac(secret, kid) for kid, secret in jwt_cfg.hmac_secrets.items())
         keys = hmac_keys
         if jwt_cfg.jwks_url:
-            cache = JWKSCache(jwt_cfg.jwks_url, ttl=jwt_cfg.jwks_ttl_seconds, clock=self.clock)
+            cache = JWKSCache(jwt_cfg.jwks_url, ttl=jwt_cfg.jwks_ttl_seconds, clock=self.clock,
+                              min_refresh_interval=jwt_cfg.jwks_min_refresh_seconds)
             try:
                 await cache.refresh()
             except JWKSUnavailable as exc:

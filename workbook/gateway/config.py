@@ -55,6 +55,7 @@ class JWTSettings(_Strict):
     required_claims: list[str] = ["exp", "iat", "iss", "aud", "sub"]
     max_token_bytes: int = Field(default=8192, ge=256, le=65536)
     jwks_ttl_seconds: float = Field(default=300.0, gt=0)
+    jwks_min_refresh_seconds: float = Field(default=30.0, ge=0)
 
     @field_validator("jwks_url")
     @classmethod
