@@ -3,6 +3,8 @@
 * ``compare_balancers``: a seeded virtual-time run per algorithm over the same requests
   (the same arrivals, the same work per request: common random numbers), heterogeneous
   instances and one that stalls (a GC pause): p50 / p99 latency and each instance's share.
+  A ``CallPolicy`` adds what the caller does about a slow instance: a per-try timeout,
+  retries on another instance, and Envoy's outlier ejection.
 * ``remap_shares``: the share of keys that move when one backend of N leaves, for Envoy's
   ring hash, a ketama-sized ring and Maglev, against the ideal 1/N.
 * ``nginx_passive_health``: the real nginx in front of three demo services; one instance
@@ -71,6 +73,95 @@ def default_instances() -> list[InstanceSpec]:
 DEFAULT_STALL = Stall("fast-1", 3.0, 0.5)
 
 
+@dataclass(frozen=True)
+class CallPolicy:
+    """What the caller does about a slow instance (Envoy's vocabulary and defaults).
+
+    * ``timeout``: per-try timeout in seconds (None: wait as long as it takes). A try that
+      times out is abandoned by the caller, but the instance still works on it (it never
+      learns that the caller left), so its slot stays busy.
+    * ``retries``: further tries after a timeout, each on an instance not tried yet for this
+      request (Envoy's ``previous_hosts`` retry predicate). A request whose every try timed
+      out has failed.
+    * ``consecutive_failures``: outlier detection; an instance whose tries time out this
+      many times in a row is ejected (Envoy ``consecutive_gateway_failure``, default 5; a
+      timeout is a 504). None: no outlier detection.
+    * ``ejection_time``: the k-th ejection of an instance lasts k times this
+      (``base_ejection_time``, 30 s); it returns at the first request after that (Envoy
+      checks every ``interval``, 10 s).
+    * ``max_ejection_percent``: at most this share of the instances is ejected at once,
+      but at least one may be (Envoy: 10 %, "at least one host regardless").
+    """
+
+    timeout: float | None = None
+    retries: int = 0
+    consecutive_failures: int | None = None
+    ejection_time: float = 30.0
+    max_ejection_percent: float = 10.0
+
+    def __post_init__(self):
+        if self.timeout is not None:
+            check_number("policy.timeout", self.timeout, minimum=0, min_exclusive=True)
+        check_int("policy.retries", self.retries, minimum=0, maximum=10)
+        if self.retries and self.timeout is None:
+            raise ParameterError("policy.retries", self.retries, "0 unless a timeout is set (a try must end to be retried)")
+        if self.consecutive_failures is not None:
+            check_int("policy.consecutive_failures", self.consecutive_failures, minimum=1)
+            if self.timeout is None:
+                raise ParameterError("policy.consecutive_failures", self.consecutive_failures,
+                                     "None unless a timeout is set (only a timed-out try counts as a failure)")
+        check_number("policy.ejection_time", self.ejection_time, minimum=0, min_exclusive=True)
+        check_number("policy.max_ejection_percent", self.max_ejection_percent, minimum=0, maximum=100)
+
+    def describe(self) -> str:
+        if self.timeout is None:
+            return "no timeout"
+        text = f"timeout {self.timeout * 1000:g} ms, {self.retries} retr{'y' if self.retries == 1 else 'ies'}"
+        if self.consecutive_failures is not None:
+            text += (f", ejection after {self.consecutive_failures} consecutive failures for "
+                     f"{self.ejection_time:g} s (max {self.max_ejection_percent:g} %)")
+        return text
+
+
+class _Outliers:
+    """Consecutive-failure outlier ejection over a balancer (see ``CallPolicy``)."""
+
+    def __init__(self, policy: CallPolicy, lb, specs: list[InstanceSpec]):
+        self.policy, self.lb, self.specs = policy, lb, specs
+        self.streak = {s.name: 0 for s in specs}
+        self.times = {s.name: 0 for s in specs}
+        self.until: dict[str, float] = {}
+        self.ejections: list[tuple[float, str]] = []
+
+    def _apply(self):
+        self.lb.set_backends([Backend(s.name, 0 if s.name in self.until else s.weight) for s in self.specs])
+
+    def tick(self, now: float) -> None:
+        back = [n for n, t in self.until.items() if now >= t]
+        for n in back:
+            del self.until[n]
+        if back:
+            self._apply()
+
+    def record(self, name: str, ok: bool, now: float) -> None:
+        if self.policy.consecutive_failures is None:
+            return
+        if ok:
+            self.streak[name] = 0
+            return
+        self.streak[name] += 1
+        if self.streak[name] < self.policy.consecutive_failures or name in self.until:
+            return
+        cap = max(1, int(len(self.specs) * self.policy.max_ejection_percent / 100))
+        if len(self.until) >= cap:
+            return
+        self.streak[name] = 0
+        self.times[name] += 1
+        self.until[name] = now + self.policy.ejection_time * self.times[name]
+        self.ejections.append((round(now, 6), name))
+        self._apply()
+
+
 def _finish_time(now: float, work: float, stall: Stall | None) -> float:
     """When ``work`` seconds of service started at ``now`` end, not counting the stall."""
     if stall is None or stall.duration == 0 or now >= stall.end:
@@ -97,9 +188,15 @@ class _Instance:
 
 def compare_balancers(seed: int = 0, *, algorithms=DEFAULT_ALGORITHMS, instances: list[InstanceSpec] | None = None,
                       stall: Stall | None = DEFAULT_STALL, rate: float = 300.0, duration: float = 10.0,
-                      users: int = 1000) -> list[dict]:
+                      users: int = 1000, policy: CallPolicy | None = None) -> list[dict]:
     """One row per algorithm: p50 / p99 / max latency (ms), p99 of the requests that arrived
-    during the stall, and each instance's share of the requests (``share_<name>``).
+    during the stall, and each instance's share of the requests (``share_<name>``, the
+    instance that finally served it).
+
+    With a ``policy`` (see ``CallPolicy``) the row also has ``failed`` (requests whose every
+    try timed out; their latency counts up to the last timeout), ``extra_tries_pct``
+    (retries as a percentage of requests) and ``ejections``; latencies are from arrival to
+    the answer of the try that succeeded.
 
     Every algorithm sees the same Poisson arrivals (``rate`` per second for ``duration``
     seconds), the same work per request (exponential, mean 1, scaled by the instance's
@@ -120,6 +217,8 @@ def compare_balancers(seed: int = 0, *, algorithms=DEFAULT_ALGORITHMS, instances
     rate = check_number("rate", rate, minimum=0, min_exclusive=True)
     duration = check_number("duration", duration, minimum=0, min_exclusive=True)
     users = check_int("users", users, minimum=1)
+    if policy is not None and not isinstance(policy, CallPolicy):
+        raise ParameterError("policy", policy, "a CallPolicy or None")
     # the work and the user of arrival i, the same for every algorithm
     n_max = int(rate * duration * 2) + 100
     work_rng, user_rng = stream(seed, "work"), stream(seed, "users")
@@ -130,27 +229,72 @@ def compare_balancers(seed: int = 0, *, algorithms=DEFAULT_ALGORITHMS, instances
         options = {}
         if algorithm in ("random", "least_request", "peak_ewma"):
             options["rng"] = stream(seed, "balancer", algorithm)
-        records = run_virtual(_one_run(algorithm, options, instances, stall, rate, duration,
-                                       stream(seed, "arrivals"), works, keys))
-        rows.append(_row(algorithm, records, names, stall))
+        records, ejections = run_virtual(_one_run(algorithm, options, instances, stall, rate, duration,
+                                                  stream(seed, "arrivals"), works, keys, policy))
+        row = _row(algorithm, records, names, stall)
+        if policy is not None:
+            row["failed"] = sum(1 for r in records if not r[4])
+            row["extra_tries_pct"] = round(100 * sum(r[3] - 1 for r in records) / len(records), 2)
+            row["ejections"] = len(ejections)
+        rows.append(row)
     return rows
 
 
-async def _one_run(algorithm, options, specs, stall, rate, duration, arrivals_rng, works, keys):
+async def _one_run(algorithm, options, specs, stall, rate, duration, arrivals_rng, works, keys, policy=None):
     sim = {s.name: _Instance(s, stall) for s in specs}
     lb = make_balancer(algorithm, [Backend(s.name, s.weight) for s in specs], **options)
     loop = asyncio.get_running_loop()
+    outliers = _Outliers(policy, lb, specs) if policy is not None else None
+    abandoned: list[asyncio.Future] = []
 
     async def send(i):
         if i >= len(works):
             raise ParameterError("rate", rate, "fewer arrivals than twice rate * duration (the run drew more)")
         arrived = loop.time()
         key = keys[i] if algorithm in HASH_BALANCERS else None
-        with lb.request(key) as backend:
-            await sim[backend.name].serve(works[i])
-        return arrived, loop.time() - arrived, backend.name
+        if policy is None or policy.timeout is None:
+            with lb.request(key) as backend:
+                await sim[backend.name].serve(works[i])
+            return arrived, loop.time() - arrived, backend.name, 1, True
+        outliers.tick(arrived)
+        tried: list[str] = []
+        for attempt in range(1 + policy.retries):
+            backend = _untried(lb, key, tried)
+            if backend is None:
+                break
+            tried.append(backend.name)
+            lb.start(backend)
+            began = loop.time()
+            task = asyncio.ensure_future(sim[backend.name].serve(works[i]))
+            done, _ = await asyncio.wait({task}, timeout=policy.timeout)
+            ok = bool(done)
+            if not ok:
+                abandoned.append(task)  # the instance keeps working on it
+            lb.finish(backend, loop.time() - began, failed=not ok)
+            outliers.record(backend.name, ok, loop.time())
+            if ok:
+                return arrived, loop.time() - arrived, backend.name, attempt + 1, True
+        return arrived, loop.time() - arrived, tried[-1], len(tried), False
 
-    return await open_loop(send, rate=rate, duration=duration, rng=arrivals_rng)
+    records = await open_loop(send, rate=rate, duration=duration, rng=arrivals_rng)
+    for r in records:
+        if isinstance(r, BaseException):
+            raise r
+    if abandoned:
+        await asyncio.gather(*abandoned)
+    return records, (outliers.ejections if outliers is not None else [])
+
+
+def _untried(lb, key, tried: list[str]):
+    """The balancer's pick, unless already tried for this request: then pick again (a few
+    times), then the first pickable instance not tried. None when every one was tried."""
+    if not tried:
+        return lb.pick(key)
+    for _ in range(4 * len(lb.backends)):
+        backend = lb.pick(key)
+        if backend.name not in tried:
+            return backend
+    return next((b for b in lb.backends if b.weight > 0 and b.name not in tried), None)
 
 
 def _row(algorithm, records, names, stall) -> dict:
@@ -160,10 +304,10 @@ def _row(algorithm, records, names, stall) -> dict:
            "p50_ms": round(quantile(latencies, 0.5) * 1000, 2), "p99_ms": round(quantile(latencies, 0.99) * 1000, 2),
            "max_ms": round(max(latencies) * 1000, 2)}
     if stall is not None:
-        during = [lat for arrived, lat, _ in records if stall.start <= arrived < stall.end]
+        during = [r[1] for r in records if stall.start <= r[0] < stall.end]
         row["stall_p99_ms"] = round(quantile(during, 0.99) * 1000, 2)
-        row["stall_sent_to_stalled"] = sum(1 for arrived, _, name in records
-                                           if stall.start <= arrived < stall.end and name == stall.instance)
+        row["stall_sent_to_stalled"] = sum(1 for r in records
+                                           if stall.start <= r[0] < stall.end and r[2] == stall.instance)
     for name in names:
         row[f"share_{name}"] = round(shares[name] / len(records), 4)
     return row
