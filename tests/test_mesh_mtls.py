@@ -10,6 +10,8 @@ import pytest
 from aiohttp import web
 from cryptography import x509
 
+from workbook.core.clock import ManualClock
+from workbook.core.errors import ParameterError
 from workbook.mesh import (
     MeshCA,
     MeshConfigError,
@@ -18,6 +20,7 @@ from workbook.mesh import (
     Workload,
     WorkloadIdentity,
     effective_mtls_mode,
+    keep_rotated,
     mtls_handshake,
     parse_resources,
     peer_principal,
@@ -190,6 +193,20 @@ def test_rotation_while_a_client_keeps_calling_drops_nothing(ca):
     assert len(seen_client) >= 2 and len(seen_server) >= 2      # new certificates were presented mid-stream
     with pytest.raises(MeshConfigError, match="certificate"):
         server.rotate(ca.issue("default", "someone-else"))
+
+
+def test_keep_rotated_renews_every_half_lifetime_on_an_injected_clock():
+    clock = ManualClock()
+    start = utc_now()
+    ca = MeshCA(now=lambda: start + dt.timedelta(seconds=clock.now()))
+    identity = WorkloadIdentity.issued_by(ca, "default", "api-gateway", ttl=dt.timedelta(hours=1),
+                                          not_before=start)
+    rotations = asyncio.run(keep_rotated(identity, ca, clock=clock, check_every=60, max_checks=180))  # 3 hours
+    assert clock.sleeps == [60] * 180
+    # at 30, 59, 88, ... minutes: each new certificate starts a minute back (clock skew)
+    assert rotations == 6 and identity.rotations == 6
+    with pytest.raises(ParameterError, match="check_every"):
+        asyncio.run(keep_rotated(identity, ca, clock=clock, check_every=0))
 
 
 def test_renew_if_due_at_half_the_lifetime():

@@ -33,6 +33,7 @@ from workbook.mesh.mtls import (
     WorkloadCertificate,
     WorkloadIdentity,
     effective_mtls_mode,
+    keep_rotated,
     mtls_handshake,
     peer_principal,
     spiffe_id,
@@ -56,5 +57,5 @@ __all__ = [
     "rule_matches", "strict_schema", "validate_resources",
     "MeshCA", "MeshListener", "Refusal", "WorkloadCertificate", "WorkloadIdentity", "effective_mtls_mode",
     "mtls_handshake", "peer_principal", "spiffe_id", "spiffe_id_from_der",
-    "authorization_middleware", "authz_request_from_http", "bundled_schemas",
+    "authorization_middleware", "authz_request_from_http", "bundled_schemas", "keep_rotated",
 ]

@@ -44,6 +44,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from workbook.core.clock import Clock, LoopClock
+from workbook.core.params import check_number
 from workbook.mesh.analysis import Workload, labels_match
 from workbook.mesh.errors import MeshConfigError, MtlsRefused
 from workbook.mesh.resources import MeshResource
@@ -242,6 +244,23 @@ class WorkloadIdentity:
         ns, sa = self.certificate.spiffe_id.split("/ns/", 1)[1].split("/sa/", 1)
         self.rotate(ca.issue(ns, sa, ttl=ttl or self.certificate.lifetime))
         return True
+
+
+async def keep_rotated(identity: WorkloadIdentity, ca: MeshCA, *, clock: Clock | None = None,
+                       check_every: float = 60.0, grace_ratio: float = 0.5,
+                       stop: asyncio.Event | None = None, max_checks: int | None = None) -> int:
+    """Istio's agent loop: every ``check_every`` seconds of ``clock``, renew the certificate
+    once ``grace_ratio`` of its lifetime has passed. Runs until ``stop`` is set (or
+    ``max_checks`` checks); returns how many rotations it made."""
+    check_every = check_number("check_every", check_every, minimum=0, min_exclusive=True)
+    grace_ratio = check_number("grace_ratio", grace_ratio, minimum=0, maximum=1, min_exclusive=True)
+    clock = clock or LoopClock()
+    rotations = checks = 0
+    while not (stop is not None and stop.is_set()) and (max_checks is None or checks < max_checks):
+        rotations += identity.renew_if_due(ca, grace_ratio=grace_ratio)
+        checks += 1
+        await clock.sleep(check_every)
+    return rotations
 
 
 def check_mtls_mode(mode: str) -> str:
