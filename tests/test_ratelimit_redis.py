@@ -222,3 +222,19 @@ def test_other_redis_errors_are_raised_not_absorbed(redis_url):
 
     stats = asyncio.run(main())
     assert stats.backend_errors == 0 and stats.failed_open == 0
+
+
+@pytest.mark.parametrize("algorithm", RATE_LIMIT_ALGORITHMS)
+def test_cost_on_redis_time_and_a_decoding_client(redis_url, algorithm):
+    async def main():
+        client = aioredis.Redis.from_url(redis_url, decode_responses=True)  # replies as str, not bytes
+        try:
+            limiter = RedisRateLimiter(client, RateLimitPolicy(algorithm, 4, 3600.0))
+            return [await limiter.decide("k", cost) for cost in (3, 2, 1)]
+        finally:
+            await client.aclose()
+
+    three, two, one = asyncio.run(main())
+    assert (three.allowed, three.remaining) == (True, 1)
+    assert not two.allowed and two.retry_after > 0
+    assert (one.allowed, one.remaining) == (True, 0)
