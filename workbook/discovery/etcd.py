@@ -248,6 +248,9 @@ class EtcdRegistry(Registry):
                                 return
                 except asyncio.TimeoutError:
                     return
+                except (aiohttp.ClientError, OSError, ValueError) as exc:  # the member died mid-stream
+                    raise RegistryUnavailable(f"etcd at {endpoint} broke the watch stream: {type(exc).__name__}",
+                                              endpoint=endpoint) from exc
             finally:
                 reply.close()
         raise RegistryUnavailable(f"no etcd endpoint accepted a watch: {'; '.join(failures)}",
