@@ -43,8 +43,8 @@ ROUNDS = 7
 LIMITS_STRATEGY = {"fixed_window": FixedWindowRateLimiter, "sliding_log": MovingWindowRateLimiter,
                    "sliding_window": SlidingWindowCounterRateLimiter}
 SCENARIOS = {"admit": 100, "refuse": 10}
-REDIS_CHUNK = 200
-REDIS_ROUNDS = 40
+REDIS_CHUNK = 100
+REDIS_ROUNDS = 100
 
 
 def _ours(algorithm, limit, clock=None):

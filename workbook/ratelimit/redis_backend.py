@@ -238,6 +238,7 @@ class RedisRateLimiter:
         self.script = script_for(policy)
         self._sha = hashlib.sha1(self.script.encode()).hexdigest().encode()  # bytes: packed as they are
         self._execute = client.execute_command
+        self._limit = policy.limit
 
     @classmethod
     def from_url(cls, url: str, policy: RateLimitPolicy, *, timeout: float = 0.25, max_connections: int = 64,
@@ -261,28 +262,28 @@ class RedisRateLimiter:
 
     async def decide(self, key: str, cost: int = 1) -> RateLimitDecision:
         """One atomic decision for ``key`` (one round trip)."""
-        if cost != 1:
-            check_int("cost", cost, minimum=1, maximum=self.policy.capacity)
-        if self.clock is None:
-            args = () if cost == 1 else ("-1", cost)
+        if cost == 1 and self.clock is None:  # the common case: the key is all the script needs
+            command = ("EVALSHA", self._sha, b"1", self.prefix + key)
         else:
-            args = (repr(float(self.clock.now())), cost)
+            check_int("cost", cost, minimum=1, maximum=self.policy.capacity)
+            now = "-1" if self.clock is None else repr(float(self.clock.now()))
+            command = ("EVALSHA", self._sha, b"1", self.prefix + key, now, cost)
         stats = self.stats
         stats.decisions += 1
         try:
             try:
-                reply = await self._execute("EVALSHA", self._sha, b"1", self.prefix + key, *args)
+                reply = await self._execute(*command)
             except NoScriptError:  # a restarted or flushed server: load, then the same call
                 await self.load()
-                reply = await self._execute("EVALSHA", self._sha, b"1", self.prefix + key, *args)
+                reply = await self._execute("EVALSHA", self._sha, *command[2:])
         except BACKEND_DOWN as exc:
             return self._backend_down(key, exc)
         allowed, remaining, reset, retry = reply.split()
         if allowed in _ONE:
             stats.allowed += 1
-            return RateLimitDecision(True, self.policy.limit, int(remaining), float(reset), 0.0)
+            return RateLimitDecision(True, self._limit, int(remaining), float(reset), 0.0)
         stats.rejected += 1
-        return RateLimitDecision(False, self.policy.limit, int(remaining), float(reset), float(retry))
+        return RateLimitDecision(False, self._limit, int(remaining), float(reset), float(retry))
 
     def _backend_down(self, key: str, exc: BaseException) -> RateLimitDecision:
         stats = self.stats
