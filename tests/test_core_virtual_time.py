@@ -145,3 +145,236 @@ def test_a_lost_message_is_still_a_deadlock_after_thread_work():
 
     with pytest.raises(VirtualTimeDeadlock):
         run_virtual(main())
+
+
+# --- the fast paths keep asyncio's order and its error handling ---------------------------
+
+
+def test_a_sleeper_resumes_after_a_callback_due_at_the_same_instant():
+    """Timers due together run in insertion order; a sleeper resumes after all of them
+    (its wake-up is queued behind them), as through asyncio's own ready queue."""
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        order = []
+
+        async def sleeper(name):
+            await asyncio.sleep(5)
+            order.append(name)
+
+        a = asyncio.create_task(sleeper("A"))
+        await asyncio.sleep(0)  # A's timer is scheduled first
+        loop.call_at(5.0, order.append, "callback")
+        b = asyncio.create_task(sleeper("B"))
+        loop.call_at(5.0, loop.call_soon, order.append, "soon from a timer")
+        await asyncio.gather(a, b)
+        return order, loop.time()
+
+    assert run_virtual(main) == (["callback", "A", "soon from a timer", "B"], 5.0)
+
+
+def test_a_lone_timer_runs_before_what_it_makes_ready():
+    async def main():
+        loop = asyncio.get_running_loop()
+        order = []
+
+        def tick(i):
+            order.append(("tick", i, loop.time()))
+            loop.call_soon(order.append, ("soon", i))
+            if i < 3:
+                loop.call_later(1, tick, i + 1)
+
+        loop.call_later(1, tick, 1)
+        await asyncio.sleep(10)
+        return order
+
+    assert run_virtual(main) == [
+        ("tick", 1, 1.0), ("soon", 1), ("tick", 2, 2.0), ("soon", 2), ("tick", 3, 3.0), ("soon", 3),
+    ]
+
+
+def test_a_failing_timer_callback_goes_to_the_exception_handler_and_the_loop_goes_on():
+    async def main():
+        loop = asyncio.get_running_loop()
+        caught = []
+        loop.set_exception_handler(lambda _loop, context: caught.append((str(context["exception"]), loop.time())))
+        loop.call_later(1, lambda: 1 / 0)  # alone at its instant
+        loop.call_at(2, lambda: [][0])  # tied with the next one
+        loop.call_at(2, lambda: None)
+        await asyncio.sleep(3)
+        return caught
+
+    assert run_virtual(main) == [("division by zero", 1.0), ("list index out of range", 2.0)]
+
+
+def test_a_cancelled_sleep_and_a_cancelled_lone_timer():
+    async def main():
+        loop = asyncio.get_running_loop()
+        fired = []
+        sleeper = asyncio.create_task(asyncio.sleep(10))
+        loop.call_later(1, sleeper.cancel)
+        with pytest.raises(asyncio.CancelledError):
+            await sleeper
+        t_cancelled = loop.time()
+        loop.call_later(5, fired.append, "no").cancel()
+        await asyncio.sleep(6)
+        return t_cancelled, fired, loop.time()
+
+    assert run_virtual(main) == (1.0, [], 7.0)
+
+
+def test_deadlock_when_only_cancelled_timers_are_left():
+    async def main():
+        loop = asyncio.get_running_loop()
+        loop.call_later(10, print).cancel()  # cancelled: no wake-up, no time jump
+        await asyncio.Event().wait()
+
+    with pytest.raises(VirtualTimeDeadlock, match=r"t=0\.000000s"):
+        run_virtual(main)
+
+
+def test_a_real_socket_reader_is_served_once_and_waited_for():
+    """A registered socket keeps the loop alive (waiting for real) when no timer is
+    pending; its data is read while virtual time stands still, by one call of the
+    reader (the loop used to poll again before running it and call it twice)."""
+    import socket
+    import threading
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        reader, writer = socket.socketpair()
+        reader.setblocking(False)
+        calls, got = [], loop.create_future()
+
+        def on_readable():
+            try:
+                calls.append(reader.recv(16))
+            except BlockingIOError:
+                calls.append("called with nothing to read")
+            if not got.done():
+                got.set_result(None)
+
+        loop.add_reader(reader, on_readable)
+        threading.Timer(0.02, writer.send, (b"ping",)).start()  # arrives while the loop idles
+        try:
+            await got
+            await asyncio.sleep(0)
+            return calls, loop.time()
+        finally:
+            loop.remove_reader(reader)
+            reader.close()
+            writer.close()
+
+    assert run_virtual(main) == ([b"ping"], 0.0)
+
+
+def test_asyncio_streams_over_127_0_0_1_under_virtual_time():
+    async def main():
+        async def echo(reader, writer):
+            writer.write((await reader.readline()).upper())
+            await writer.drain()
+            writer.close()
+
+        server = await asyncio.start_server(echo, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        async with server:
+            reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), 5)
+            writer.write(b"hello\n")
+            line = await asyncio.wait_for(reader.readline(), 5)
+            writer.close()
+            await writer.wait_closed()
+        return line
+
+    assert run_virtual(main) == b"HELLO\n"
+
+
+# --- the loop's C-callable shortcuts ---------------------------------------------------
+
+
+def test_debug_mode_and_subclass_overrides_still_apply():
+    from workbook.core import VirtualTimeLoop
+
+    class Custom(VirtualTimeLoop):
+        def create_future(self):
+            future = super().create_future()
+            future.tag = "custom"
+            return future
+
+    loop = Custom()
+    try:
+        assert loop.get_debug() is False
+        loop.set_debug(True)
+        assert loop.get_debug() is True
+        loop.set_debug(False)
+        assert loop.get_debug() is False
+        assert loop.run_until_complete(asyncio.sleep(1, result=loop.create_future().tag)) == "custom"
+        assert loop.time() == 1.0
+    finally:
+        loop.close()
+
+
+def test_get_running_loop_is_the_virtual_loop_inside_and_nothing_outside():
+    import sys
+
+    from workbook.core import VirtualTimeLoop
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        nested = asyncio.sleep(0)
+        with pytest.raises(RuntimeError, match="running event loop"):
+            asyncio.run(nested)  # a nested run is refused, as with asyncio's own check
+        nested.close()
+        return type(loop), asyncio.events._get_running_loop() is loop, asyncio.get_running_loop() is loop
+
+    assert run_virtual(main) == (VirtualTimeLoop, True, True)
+    assert asyncio._get_running_loop() is None
+    with pytest.raises(RuntimeError, match="no running event loop"):
+        asyncio.get_running_loop()
+    # the shortcut exists only where CPython's own function makes a system call (3.11)
+    assert getattr(asyncio.get_running_loop, "_virtual_time_shortcut", False) == (sys.version_info < (3, 12))
+
+
+def test_a_virtual_loop_in_a_worker_thread_is_invisible_to_other_threads():
+    import threading
+
+    release, inside, seen = threading.Event(), threading.Event(), {}
+
+    async def main():
+        seen["worker"] = asyncio.get_running_loop()
+        inside.set()
+        await asyncio.to_thread(release.wait, 10)  # the loop keeps running, waiting for the job
+
+    worker = threading.Thread(target=run_virtual, args=(main,))
+    worker.start()
+    try:
+        assert inside.wait(10)
+        assert asyncio._get_running_loop() is None  # this thread runs no loop
+        outer = asyncio.new_event_loop()
+        try:
+            assert outer.run_until_complete(_current_loop()) is outer
+        finally:
+            outer.close()
+    finally:
+        release.set()
+        worker.join(10)
+    assert type(seen["worker"]).__name__ == "VirtualTimeLoop"
+
+
+async def _current_loop():
+    return asyncio.get_running_loop()
+
+
+def test_a_forked_child_has_no_running_loop():
+    import os
+
+    if not hasattr(os, "fork"):
+        pytest.skip("no fork on this platform")
+
+    async def main():
+        pid = os.fork()
+        if pid == 0:  # the child: asyncio's running loop belongs to the parent
+            os._exit(0 if asyncio._get_running_loop() is None else 1)
+        _, status = os.waitpid(pid, 0)
+        return os.waitstatus_to_exitcode(status)
+
+    assert run_virtual(main) == 0

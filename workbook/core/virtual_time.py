@@ -57,7 +57,7 @@ class VirtualTimeDeadlock(WorkbookError, RuntimeError):
 
 # asyncio.sleep's timer callback (every Python from 3.11 to 3.13 schedules this function);
 # the run loop sets such a timer's result itself, without a Python frame or a context.
-_SET_RESULT = getattr(futures, "_set_result_unless_cancelled", None)
+_SET_RESULT = getattr(futures, "_set_result_unless_cancelled", object())  # a sentinel if it is gone
 _new = object.__new__
 _copy_context = contextvars.copy_context
 
@@ -325,41 +325,43 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
                 if self._stopping:
                     return
                 if not scheduled:
-                    if self._executor_jobs or selector.extra_fds > 0:
-                        events_ = selector.wait()  # a thread or a socket may still wake us
-                        if events_:
-                            self._process_events(events_)
+                    if not (self._executor_jobs or selector.extra_fds > 0):
+                        raise VirtualTimeDeadlock(
+                            f"virtual time t={self._vnow:.6f}s: no task can proceed and no timer is pending, "
+                            "so the awaited result can never arrive (a lost message awaited without a timeout?)"
+                        )
+                    # A thread or a socket may still wake us. What they made ready runs before
+                    # the next poll, which would otherwise report the same readiness again.
+                    events_ = selector.wait()
+                    if events_:
+                        self._process_events(events_)
+                else:
+                    when, _, handle = heappop(scheduled)
+                    handle._scheduled = False
+                    if handle._cancelled:
+                        self._timer_cancelled_count -= 1
                         continue
-                    raise VirtualTimeDeadlock(
-                        f"virtual time t={self._vnow:.6f}s: no task can proceed and no timer is pending, "
-                        "so the awaited result can never arrive (a lost message awaited without a timeout?)"
-                    )
-                when, _, handle = heappop(scheduled)
-                handle._scheduled = False
-                if handle._cancelled:
-                    self._timer_cancelled_count -= 1
-                    continue
-                if when > self._vnow:
-                    self._vnow = when
-                end_time = self._vnow + resolution
-                if scheduled and scheduled[0][0] < end_time:  # a tie: all go through the queue, in order
-                    append(handle)
-                    while scheduled and scheduled[0][0] < end_time:
-                        handle = heappop(scheduled)[2]
-                        handle._scheduled = False
+                    if when > self._vnow:
+                        self._vnow = when
+                    end_time = self._vnow + resolution
+                    if scheduled and scheduled[0][0] < end_time:  # a tie: all go through the queue, in order
                         append(handle)
-                else:  # alone at its instant: run it now
-                    try:
-                        if handle._callback is set_result_callback:
-                            future, result = handle._args
-                            if not future.cancelled():
-                                future.set_result(result)
-                        else:
-                            handle._context.run(handle._callback, *handle._args)
-                    except (SystemExit, KeyboardInterrupt):
-                        raise
-                    except BaseException as exc:
-                        self._callback_failed(handle, exc)
+                        while scheduled and scheduled[0][0] < end_time:
+                            handle = heappop(scheduled)[2]
+                            handle._scheduled = False
+                            append(handle)
+                    else:  # alone at its instant: run it now
+                        try:
+                            if handle._callback is set_result_callback:
+                                future, result = handle._args
+                                if not future.cancelled():
+                                    future.set_result(result)
+                            else:
+                                handle._context.run(handle._callback, *handle._args)
+                        except (SystemExit, KeyboardInterrupt):
+                            raise
+                        except BaseException as exc:
+                            self._callback_failed(handle, exc)
             budget = self.STEP_CALLBACKS
             while ready and budget:
                 budget -= 1
