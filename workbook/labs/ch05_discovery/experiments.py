@@ -1,5 +1,9 @@
 """Chapter 5's registry and failure detection experiments, returning plain data for the notebook.
 
+* ``lease_watch_demo``: three instances register with a lease and heartbeat; a client's
+  ``Resolver`` watches the set (blocking queries) and logs each change it is woken for:
+  a crash (heartbeats stop: the lease expires ``ttl`` later) and a clean shutdown
+  (deregistered at once). It counts the registry calls the client made, against a poll.
 * ``self_preservation_run`` / ``self_preservation_comparison``: a Eureka-configured
   in-memory registry, a fleet of instances renewing every 30 s, and a network partition
   that cuts most of them off from the registry while they keep running (one of them
@@ -20,12 +24,66 @@ from __future__ import annotations
 
 import asyncio
 
-from workbook.core import derive_seed, run_virtual, stream
+from workbook.core import ParameterError, derive_seed, run_virtual, stream
 from workbook.core.params import check_int, check_number
-from workbook.discovery import InMemoryRegistry, Instance, KeepAlive, RegistryConfig
+from workbook.discovery import InMemoryRegistry, Instance, KeepAlive, RegistryConfig, Resolver
 from workbook.failure_detection import sweep
 
 SERVICE = "cart"
+
+
+class _CountingRegistry(InMemoryRegistry):
+    """An in-memory registry that counts the calls a client makes to read the set."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.reads = 0
+
+    async def snapshot(self, service):
+        self.reads += 1
+        return await super().snapshot(service)
+
+    async def wait_for_change(self, service, revision, timeout):
+        self.reads += 1
+        return await super().wait_for_change(service, revision, timeout)
+
+
+def lease_watch_demo(*, ttl: float = 3.0, interval: float = 1.0, crash_at: float = 5.0, leave_at: float = 12.0,
+                     duration: float = 20.0, watch_timeout: float = 30.0) -> dict:
+    """See the module docstring. Virtual time; returns ``changes`` (time, revision, instance ids
+    the client's cache holds after each change), ``client_reads`` (registry calls the
+    resolver made), ``poll_reads`` (what polling every ``interval`` would have made),
+    ``renewals`` and ``evicted`` (time, instance id)."""
+    ttl = check_number("ttl", ttl, minimum=0, min_exclusive=True)
+    interval = check_number("interval", interval, minimum=0, min_exclusive=True)
+    if not 0 <= crash_at <= leave_at <= duration:
+        raise ParameterError("crash_at", crash_at, f"0 <= crash_at <= leave_at ({leave_at}) <= duration ({duration})")
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        changes = []
+        async with _CountingRegistry(RegistryConfig(eviction_interval=0.5)) as reg:
+            t0 = loop.time()
+            keeps = [await KeepAlive(reg, Instance(SERVICE, f"{SERVICE}-{i}", port=8000 + i, zone=f"zone-{i % 2}",
+                                                   version="1.4.2"), ttl, interval=interval).start() for i in range(3)]
+
+            def on_change(snap):
+                changes.append((round(loop.time() - t0, 3), snap.revision, [i.instance_id for i in snap.instances]))
+
+            resolver = await Resolver(reg, SERVICE, watch_timeout=watch_timeout, on_change=on_change).start()
+            await asyncio.sleep(crash_at)
+            await keeps[0].stop(deregister=False)  # crashed: no more heartbeats, no goodbye
+            await asyncio.sleep(leave_at - crash_at)
+            await keeps[1].stop(deregister=True)   # clean shutdown: deregisters
+            await asyncio.sleep(duration - leave_at)
+            await resolver.close()
+            renewals = sum(k.renewals for k in keeps)
+            await keeps[2].stop()
+            return {"changes": changes, "client_reads": reg.reads, "poll_reads": int(duration / interval),
+                    "renewals": renewals,
+                    "evicted": [(round(t - t0, 3), iid) for t, _, iid in reg.evicted]}
+
+    return run_virtual(main())
 
 
 def self_preservation_run(self_preservation: bool, *, seed: int = 0, instances: int = 10, cut_off: int | None = None,
