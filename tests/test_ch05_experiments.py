@@ -34,3 +34,14 @@ def test_bad_times_are_named():
 def test_without_etcd_the_demo_text_is_the_install_hint():
     assert step_lines({"available": False, "hint": "etcd is not available; install it"}) == \
         ["etcd is not available; install it"]
+
+
+def test_health_checks_mark_an_erroring_and_a_hung_host_after_two_failures_and_back_after_two_successes():
+    from workbook.labs.ch05_discovery.experiments import health_check_demo
+
+    hosts = health_check_demo()
+    assert hosts["a"]["transitions"] == [(0.0, True)]           # one success at start is enough (Envoy)
+    b = hosts["b"]["transitions"]
+    assert [h for _, h in b] == [True, False, True] and 10.0 < b[1][0] < 14.0 and 20.0 < b[2][0] < 23.0
+    c = hosts["c"]["transitions"]
+    assert [h for _, h in c] == [True, False] and 5.0 < c[1][0] < 8.0  # a hang is a failure after the timeout

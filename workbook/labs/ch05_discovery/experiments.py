@@ -4,6 +4,8 @@
   ``Resolver`` watches the set (blocking queries) and logs each change it is woken for:
   a crash (heartbeats stop: the lease expires ``ttl`` later) and a clean shutdown
   (deregistered at once). It counts the registry calls the client made, against a poll.
+* ``health_check_demo``: Envoy-style active health checks in virtual time: one host
+  answers 503 for a while, another hangs; when each is marked unhealthy and healthy again.
 * ``self_preservation_run`` / ``self_preservation_comparison``: a Eureka-configured
   in-memory registry, a fleet of instances renewing every 30 s, and a network partition
   that cuts most of them off from the registry while they keep running (one of them
@@ -26,7 +28,8 @@ import asyncio
 
 from workbook.core import ParameterError, derive_seed, run_virtual, stream
 from workbook.core.params import check_int, check_number
-from workbook.discovery import InMemoryRegistry, Instance, KeepAlive, RegistryConfig, Resolver
+from workbook.discovery import (HealthCheckConfig, HealthChecker, InMemoryRegistry, Instance, KeepAlive,
+                                RegistryConfig, Resolver)
 from workbook.failure_detection import sweep
 
 SERVICE = "cart"
@@ -82,6 +85,42 @@ def lease_watch_demo(*, ttl: float = 3.0, interval: float = 1.0, crash_at: float
             return {"changes": changes, "client_reads": reg.reads, "poll_reads": int(duration / interval),
                     "renewals": renewals,
                     "evicted": [(round(t - t0, 3), iid) for t, _, iid in reg.evicted]}
+
+    return run_virtual(main())
+
+
+def health_check_demo(*, interval: float = 1.0, timeout: float = 0.5, unhealthy_threshold: int = 2,
+                      healthy_threshold: int = 2, duration: float = 30.0) -> dict:
+    """Three hosts probed every ``interval`` s: ``a`` always answers 200; ``b`` answers 503 from
+    10 s to 20 s; ``c`` hangs (no answer: the probe times out) from 5 s on. Returns each host's
+    ``transitions`` (time, healthy) and probe count (Envoy's semantics: a new host is healthy
+    after one success; ``unhealthy_threshold`` consecutive failures mark it unhealthy,
+    ``healthy_threshold`` consecutive successes healthy again)."""
+    config = HealthCheckConfig(interval=interval, timeout=timeout, unhealthy_threshold=unhealthy_threshold,
+                               healthy_threshold=healthy_threshold)
+    duration = check_number("duration", duration, minimum=0, min_exclusive=True)
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+
+        async def probe(url, probe_timeout):
+            now = loop.time() - t0
+            if url.endswith("b:8080/health") and 10.0 <= now < 20.0:
+                return 503
+            if url.endswith("c:8080/health") and now >= 5.0:
+                await asyncio.sleep(3600)  # hangs: the checker's timeout ends the probe
+            return 200
+
+        checker = HealthChecker(config, probe=probe)
+        for host in "abc":
+            checker.add(f"http://{host}:8080/health")
+        checker.start()
+        await asyncio.sleep(duration)
+        await checker.stop()
+        return {url.split("//")[1].split(":")[0]: {"transitions": [(round(t - t0, 3), h) for t, h in hh.transitions],
+                                                   "probes": hh.probes}
+                for url, hh in checker.hosts.items()}
 
     return run_virtual(main())
 
