@@ -158,6 +158,7 @@ def test_head_and_tail_sampling_compared_at_the_same_budget_reproducibly():
                              slow_threshold=0.25, seed=3)
     assert rows == again, "a pure function of the seed"
     head, tail = rows
+    assert head["traces"] == tail["traces"] == len(summaries)
     assert head["kept"] == tail["kept"] > 0, "same storage budget"
     assert head["error_traces"] == tail["error_traces"] > 10
     assert tail["errors_kept"] > head["errors_kept"]

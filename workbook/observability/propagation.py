@@ -50,7 +50,8 @@ PROPAGATOR = TraceContextTextMapPropagator()
 """The W3C Trace Context propagator (``traceparent`` and ``tracestate``; no baggage)."""
 
 
-def inject_context(headers: MutableMapping[str, str], context: Context | None = None) -> MutableMapping[str, str]:
+def inject_context(headers: MutableMapping[str, str],
+                   context: Context | None = None) -> MutableMapping[str, str]:
     """Write ``traceparent`` (and ``tracestate`` if any) of ``context`` (default: current) into ``headers``."""
     PROPAGATOR.inject(headers, context=context)
     return headers
@@ -86,8 +87,8 @@ def tracing_middleware(tracer: ServiceTracer, *, skip=("/metrics", "/health")):
                       "url.scheme": request.scheme, "server.address": host}
         if port.isdigit():
             attributes["server.port"] = int(port)
-        span = tracer.start(f"{request.method} {route}", kind=SpanKind.SERVER, context=extract_context(request.headers),
-                            attributes=attributes)
+        span = tracer.start(f"{request.method} {route}", kind=SpanKind.SERVER,
+                            context=extract_context(request.headers), attributes=attributes)
         status = 500
         try:
             with trace.use_span(span, end_on_exit=False, record_exception=False, set_status_on_exception=False):

@@ -96,7 +96,7 @@ def _row(strategy, kept_ids, summaries, slow_threshold):
     e_kept = sum(1 for s in errors if s.trace_id in kept)
     s_kept = sum(1 for s in slow if s.trace_id in kept)
     n = len(kept)
-    return {"strategy": strategy, "traces_by_id": len(summaries), "kept": n,
+    return {"strategy": strategy, "traces": len(summaries), "kept": n,
             "error_traces": len(errors), "errors_kept": e_kept,
             "error_share_of_kept": round(e_kept / n, 4) if n else 0.0,
             "error_recall": round(e_kept / len(errors), 4) if errors else float("nan"),
