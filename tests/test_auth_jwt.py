@@ -156,3 +156,31 @@ def test_bad_settings_name_the_setting():
         VerifierConfig(issuer=ISS, audience="")
     with pytest.raises(ParameterError, match="leeway"):
         VerifierConfig(issuer=ISS, audience=AUD, leeway=3600)
+
+
+def test_the_verified_token_cache_skips_the_signature_but_never_the_clock_or_the_key(rsa_key, monkeypatch):
+    clock = {"now": NOW}
+    keys = KeySet([rsa_key])
+    v = JWTVerifier(VerifierConfig(issuer=ISS, audience=AUD), keys, now=lambda: clock["now"], cache_size=2)
+    token = rsa_key.sign(claims(exp=NOW + 100))
+    decodes = []
+    real = jwt.decode
+    monkeypatch.setattr(jwt, "decode", lambda *a, **k: decodes.append(1) or real(*a, **k))
+    for _ in range(5):
+        assert run(v.verify(token))["sub"] == "alice"
+    assert len(decodes) == 1 and v.cache_hits == 4
+    # a tampered copy is another string: verified, and refused
+    h, p, s = token.split(".")
+    assert reason(v, f"{h}.{p}.{s[:-2]}AA") == "bad_signature"
+    # time still checked on a hit
+    clock["now"] = NOW + 100 + DEFAULT_LEEWAY
+    assert reason(v, token) == "expired"
+    # a withdrawn key: the cached token is verified again, and refused
+    clock["now"] = NOW
+    keys._keys.clear()
+    assert reason(v, token) == "unknown_kid"
+    # bounded: least recently used out
+    keys._keys[rsa_key.kid] = rsa_key.verification_key()
+    for sub in ("a", "b", "c"):
+        run(v.verify(rsa_key.sign(claims(sub=sub))))
+    assert len(v._cache) == 2

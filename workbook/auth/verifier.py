@@ -34,6 +34,7 @@ import base64
 import json
 import re
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -109,18 +110,36 @@ class JWTVerifier:
     (anything with ``async key(kid) -> VerificationKey | None``). Counts accepted and
     rejected tokens by reason in ``rejections``."""
 
-    def __init__(self, config: VerifierConfig, keys, *, now: Callable[[], float] = time.time):
+    def __init__(self, config: VerifierConfig, keys, *, now: Callable[[], float] = time.time, cache_size: int = 0):
         if not isinstance(config, VerifierConfig):
             raise ParameterError("config", config, "a VerifierConfig")
         if not callable(getattr(keys, "key", None)):
             raise ParameterError("keys", keys, "a KeySet or JWKSCache (async key(kid))")
         self.config, self.keys, self.now = config, keys, now
+        self.cache_size = check_int("cache_size", cache_size, minimum=0, maximum=1_000_000)
+        self._cache: OrderedDict[str, tuple[str, dict]] = OrderedDict()
         self.accepted = 0
+        self.cache_hits = 0
         self.rejections: dict[str, int] = {}
 
     async def verify(self, token) -> dict:
+        """The token's claims, or ``TokenRejected``.
+
+        With ``cache_size`` > 0, tokens whose signature and claims were verified are kept
+        (least recently used out), keyed by the *exact* token string, as Envoy's
+        ``jwt_cache_config`` does: a hit skips the signature and claim checks but not the
+        time checks (an expired cached token is refused) nor the key lookup (a token whose
+        key was withdrawn from the key set is verified again, and refused).
+        """
         try:
-            claims = await self._verify(token)
+            cached = self._cache.get(token) if self.cache_size else None
+            if cached is not None and await self.keys.key(cached[0]) is not None:
+                self._check_times(cached[1])
+                self._cache.move_to_end(token)
+                self.cache_hits += 1
+                claims = cached[1]
+            else:
+                claims = await self._verify(token)
         except TokenRejected as exc:
             self.rejections[exc.reason] = self.rejections.get(exc.reason, 0) + 1
             raise
@@ -162,6 +181,10 @@ class JWTVerifier:
                     _reject(reason, str(exc))
             _reject("invalid", f"{type(exc).__name__}: {exc}")
         self._check_times(claims)
+        if self.cache_size:
+            self._cache[token] = (kid, claims)
+            if len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
         return claims
 
     def _check_times(self, claims: dict) -> None:

@@ -108,6 +108,9 @@ class _Route:
             clock=gateway.clock) if b.enabled else None
         r = settings.retries
         self.budget = RetryBudget(r.budget_percent, r.min_retries, clock=gateway.clock)
+        # one Retry per route and per attempt count (a request with a body gets 1 attempt)
+        self.retries = {n: Retry(n, Backoff(initial=0.01, cap=0.1), budget=self.budget, clock=gateway.clock,
+                                 retry_on=_retryable, max_retry_after=0.0) for n in {1, r.attempts}}
         self.limiter = gateway.limiters.get(settings.rate_limit) if settings.rate_limit else None
 
 
@@ -170,7 +173,7 @@ class Gateway:
                                                                         f"JWKS: {exc.detail}")]) from None
             keys = _Chain(hmac_keys, cache) if jwt_cfg.hmac_secrets else cache
         kwargs = {"now": self.now} if self.now is not None else {}
-        self.verifier = JWTVerifier(config, keys, **kwargs)
+        self.verifier = JWTVerifier(config, keys, cache_size=jwt_cfg.verified_token_cache, **kwargs)
 
     async def application(self) -> web.Application:
         """The aiohttp application (fetches the JWKS first: a dead URL is a ``GatewayConfigError``)."""
@@ -337,8 +340,7 @@ class Gateway:
                     else:
                         route.breaker.on_success(token, self.clock.now() - began)
 
-        retry = Retry(attempts, Backoff(initial=0.01, cap=0.1), budget=route.budget, clock=self.clock,
-                      retry_on=_retryable, max_retry_after=0.0)
+        retry = route.retries[attempts]
         deadline = Deadline.after(rs.timeout_seconds, self.clock)
         try:
             with deadline_scope(deadline):

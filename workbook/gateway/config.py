@@ -56,6 +56,7 @@ class JWTSettings(_Strict):
     max_token_bytes: int = Field(default=8192, ge=256, le=65536)
     jwks_ttl_seconds: float = Field(default=300.0, gt=0)
     jwks_min_refresh_seconds: float = Field(default=30.0, ge=0)
+    verified_token_cache: int = Field(default=4096, ge=0, le=1_000_000)
 
     @field_validator("jwks_url")
     @classmethod

@@ -1,0 +1,192 @@
+"""The gateway's throughput and latency against a bare aiohttp proxy and nginx, with wrk (chapter 6).
+
+One upstream (the demo inventory service, ``GET /stock/apple``, in its own process) behind
+three front ends, each in its own process, measured one after the other with Debian's
+``wrk`` at fixed concurrency (1 thread, ``CONNECTIONS`` connections, ``DURATION`` s per
+run, ``ROUNDS`` interleaved rounds, best requests/s kept with its p99):
+
+* **gateway**: ``workbook.gateway.Gateway`` doing normalisation, route match, RS256 JWT
+  verification with scope check, an in-memory token-bucket rate limit (set high enough
+  never to refuse), the breaker, round-robin balancing, retry budget and deadline,
+  forwarding with hop-by-hop filtering and streamed relay, and a JSON access-log line;
+* **bare aiohttp proxy**: forward only (one ``ClientSession``, the response read and
+  returned whole, no header handling);
+* **nginx**: ``proxy_pass`` with upstream keep-alive (1 worker), as the reference.
+
+Targets (issue 12): gateway >= 0.8x the bare proxy's requests/s and p99 <= 1.3x. The
+machine has 2 cores shared by wrk, the upstream and the front end, so absolute figures are
+low and noisy; the ratios are what the rows are for.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import re
+import shutil
+import socket
+import subprocess
+import time
+
+CONNECTIONS = 32
+DURATION = 4
+ROUNDS = 3
+ISSUER, AUDIENCE = "https://id.shop.test", "shop-api"
+
+
+def _wait_port(port: int, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on 127.0.0.1:{port}")
+
+
+def _serve_upstream(port: int) -> None:
+    from aiohttp import web
+
+    from workbook.transport.demo_service import make_demo_app
+    web.run_app(make_demo_app("inventory-1"), host="127.0.0.1", port=port, print=None, access_log=None)
+
+
+def _serve_bare_proxy(port: int, upstream: str) -> None:
+    import aiohttp
+    from aiohttp import web
+
+    async def on_startup(app):
+        app["session"] = aiohttp.ClientSession()
+
+    async def on_cleanup(app):
+        await app["session"].close()
+
+    async def forward(request):
+        async with request.app["session"].request(request.method, upstream + request.path_qs.replace("/api", "", 1),
+                                                  data=await request.read() if request.body_exists else None) as r:
+            return web.Response(body=await r.read(), status=r.status, content_type=r.content_type)
+
+    app = web.Application()
+    app.on_startup.append(on_startup)
+    app.on_cleanup.append(on_cleanup)
+    app.router.add_route("*", "/{tail:.*}", forward)
+    web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
+
+
+def _serve_gateway(port: int, upstream: str, public_pem: bytes) -> None:
+    import asyncio
+    import logging
+
+    from aiohttp import web
+    from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+    from workbook.auth import JWTVerifier, KeySet, VerificationKey, VerifierConfig
+    from workbook.gateway import Gateway, parse_config
+
+    logging.getLogger("workbook.gateway.access").setLevel(logging.WARNING)  # lines kept in memory, not printed
+    settings = parse_config({
+        "jwt": {"issuer": ISSUER, "audience": AUDIENCE, "algorithms": ["RS256"], "jwks_url": "http://127.0.0.1:9/j"},
+        "rate_limiters": {"high": {"algorithm": "token_bucket", "limit": 1_000_000_000, "period_seconds": 1}},
+        "services": {"inventory": {"instances": [{"id": "inventory-1", "url": upstream}]}},
+        "routes": [{"name": "stock", "path": "/api/stock", "methods": ["GET"], "upstream": "inventory",
+                    "rewrite_prefix": "/stock", "auth": {"scopes": ["stock:read"]}, "rate_limit": "high",
+                    "retries": {"attempts": 2}, "timeout_seconds": 10}],
+    }, "bench")
+    verifier = JWTVerifier(VerifierConfig(issuer=ISSUER, audience=AUDIENCE, algorithms=("RS256",)),
+                           KeySet([VerificationKey("bench-1", "RS256", load_pem_public_key(public_pem))]),
+                           cache_size=4096)  # as the gateway builds it from its settings (verified_token_cache)
+    gateway = Gateway(settings, verifier=verifier, source="bench")
+    app = asyncio.new_event_loop().run_until_complete(gateway.application())
+    web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
+
+
+def _wrk(url: str, token: str | None) -> dict:
+    cmd = [shutil.which("wrk"), "-t1", f"-c{CONNECTIONS}", f"-d{DURATION}s", "--latency"]
+    if token:
+        cmd += ["-H", f"Authorization: Bearer {token}"]
+    out = subprocess.run(cmd + [url], capture_output=True, text=True, timeout=DURATION + 30).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    p50, p99 = (_ms(re.search(rf"^\s+{q}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)) for q in (50, 99))
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {"rps": rps, "p50_ms": p50, "p99_ms": p99, "non_2xx": int(errors.group(1)) if errors else 0}
+
+
+def _ms(match) -> float:
+    value, unit = float(match.group(1)), match.group(2)
+    return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+
+def measure() -> dict:
+    from workbook.auth import SigningKey
+    from workbook.core.external import free_port
+    from workbook.core.nginx_server import NginxServer
+
+    key = SigningKey("bench-1", "RS256", *(lambda k: (k.private, k.public))(SigningKey.generate("RS256", "x")))
+    token = key.sign({"iss": ISSUER, "aud": AUDIENCE, "sub": "bench", "iat": int(time.time()),
+                      "exp": int(time.time()) + 3600, "scope": "stock:read"})
+    ctx = multiprocessing.get_context("spawn")
+    ports = {name: free_port() for name in ("upstream", "bare", "gateway")}
+    upstream = f"http://127.0.0.1:{ports['upstream']}"
+    procs = [ctx.Process(target=_serve_upstream, args=(ports["upstream"],), daemon=True),
+             ctx.Process(target=_serve_bare_proxy, args=(ports["bare"], upstream), daemon=True),
+             ctx.Process(target=_serve_gateway, args=(ports["gateway"], upstream, key.public_pem()), daemon=True)]
+    nginx = NginxServer(f"""
+    upstream inventory {{ server 127.0.0.1:{ports['upstream']}; keepalive 32; }}
+    server {{
+        listen 127.0.0.1:{{{{port}}}};
+        location /api/stock/ {{ proxy_pass http://inventory/stock/; proxy_http_version 1.1;
+                               proxy_set_header Connection ""; }}
+    }}""".replace("{{{{port}}}}", "{{port}}"))
+    try:
+        for p in procs:
+            p.start()
+        for port in ports.values():
+            _wait_port(port)
+        nginx.start()
+        urls = {"gateway": (f"http://127.0.0.1:{ports['gateway']}/api/stock/apple", token),
+                "bare aiohttp proxy": (f"http://127.0.0.1:{ports['bare']}/api/stock/apple", None),
+                "nginx": (f"{nginx.url}/api/stock/apple", None),
+                "upstream direct": (f"{upstream}/stock/apple", None)}
+        for url, tok in urls.values():  # warm-up
+            subprocess.run([shutil.which("wrk"), "-t1", "-c4", "-d1s", *(["-H", f"Authorization: Bearer {tok}"]
+                                                                          if tok else []), url],
+                           capture_output=True, timeout=30)
+        best: dict[str, dict] = {}
+        for _ in range(ROUNDS):
+            for name, (url, tok) in urls.items():
+                result = _wrk(url, tok)
+                if name not in best or result["rps"] > best[name]["rps"]:
+                    best[name] = result
+        return best
+    finally:
+        nginx.stop()
+        for p in procs:
+            if p.is_alive():
+                p.terminate()
+                p.join(5)
+
+
+def run() -> str:
+    if shutil.which("wrk") is None or shutil.which("nginx") is None and not shutil.os.path.exists("/usr/sbin/nginx"):
+        return "### Gateway throughput\n\nskipped: needs Debian's wrk and nginx\n"
+    best = measure()
+    bare = best["bare aiohttp proxy"]
+    gw = best["gateway"]
+    lines = ["### Gateway throughput (wrk, 1 thread, "
+             f"{CONNECTIONS} connections, {DURATION} s per run, best of {ROUNDS} interleaved rounds)", "",
+             "| front end | requests/s | p50 ms | p99 ms | non-2xx | rps vs bare | p99 vs bare |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    for name, r in best.items():
+        lines.append(f"| {name} | {r['rps']:,.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['non_2xx']} | "
+                     f"{r['rps'] / bare['rps']:.2f}x | {r['p99_ms'] / bare['p99_ms']:.2f}x |")
+    met_rps, met_p99 = gw["rps"] >= 0.8 * bare["rps"], gw["p99_ms"] <= 1.3 * bare["p99_ms"]
+    lines += ["", f"Targets: gateway >= 0.8x the bare proxy's requests/s: **{'met' if met_rps else 'not met'}** "
+                  f"({gw['rps'] / bare['rps']:.2f}x); p99 <= 1.3x: **{'met' if met_p99 else 'not met'}** "
+                  f"({gw['p99_ms'] / bare['p99_ms']:.2f}x). The gateway does RS256 verification, a rate-limit "
+                  "decision, breaker, balancing, retry budget, deadline, header filtering, streamed relay and an "
+                  "access-log line per request; the bare proxy only forwards."]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(run())
