@@ -8,8 +8,8 @@ runs unchanged and instantly: ``asyncio.sleep``, ``asyncio.wait_for`` / ``asynci
 
 Why our own loop rather than ``looptime``: ``looptime`` is a pytest plugin that patches
 a loop for a test; notebooks need a loop they can create, run to completion and
-inspect, with deterministic tie-breaking. This module is ~100 lines on top of the
-standard library and is subclassed, not patched.
+inspect, with deterministic tie-breaking. The loop subclasses ``SelectorEventLoop``; the
+one thing patched is ``asyncio.get_running_loop`` on Python 3.11 (see below).
 
 Invariants:
 
@@ -25,6 +25,17 @@ Invariants:
 
 Real I/O (sockets) still works on this loop, but mixing it with virtual time is
 meaningless: use the real-time helpers (``workbook.core.realtime``) for that.
+
+Speed (a simulation spends its time in the loop): handles are built without
+``__init__``; a timer alone at its instant runs as soon as the clock jumps to it, and
+``asyncio.sleep``'s timer sets its future's result without a Python frame or a context
+copy; ``create_future`` and ``get_debug`` (called for every future) are C callables. On
+Python 3.11, CPython's ``get_running_loop`` makes a ``getpid()`` system call per call
+(``asyncio.sleep``, ``create_task``, locks and queues call it); while a VirtualTimeLoop
+runs, ``asyncio.get_running_loop`` / ``_get_running_loop`` answer from a thread-local
+instead and otherwise call the originals (``_install_running_loop_shortcut``). Python
+3.12 dropped that system call, and there nothing is patched. None of this changes the
+order in which callbacks run. ``benchmarks/bench_virtual_time.py`` measures it against SimPy.
 
 ``run_virtual`` runs a coroutine on a fresh loop. Inside Jupyter (a loop is already
 running in the kernel's thread) it runs the loop in a worker thread and waits, so a
