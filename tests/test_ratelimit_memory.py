@@ -236,3 +236,32 @@ def test_from_rate():
 def test_limiter_wants_a_policy():
     with pytest.raises(ParameterError, match="'policy'"):
         MemoryRateLimiter({"algorithm": "gcra"})
+
+
+@pytest.mark.parametrize("algorithm", RATE_LIMIT_ALGORITHMS)
+def test_idle_keys_are_swept_and_sweeping_changes_no_decision(algorithm):
+    import random
+
+    rng = random.Random(12)
+    events = sorted((rng.uniform(0, 20), f"client-{rng.randrange(30)}") for _ in range(3000))
+    policy = RateLimitPolicy(algorithm, 5, 1.0)
+    clocks = ManualClock(), ManualClock()
+    eager = MemoryRateLimiter(policy, clocks[0], sweep_every=1)  # sweeps after every decision
+    never = MemoryRateLimiter(policy, clocks[1], sweep_every=10**9)
+    for t, key in events:
+        for clock in clocks:
+            clock.advance(t - clock.now())
+        assert eager.hit(key) == never.hit(key), (t, key)
+    assert never.keys() == 30
+    for clock in clocks:
+        clock.advance(10)  # every state is old now
+    eager.hit("late")
+    assert eager.keys() == 1
+
+
+def test_a_limiter_class_refuses_another_algorithms_policy():
+    from workbook.ratelimit import TokenBucketLimiter
+    with pytest.raises(ParameterError, match="'policy.algorithm'"):
+        TokenBucketLimiter(RateLimitPolicy("gcra", 1, 1.0))
+    with pytest.raises(ParameterError, match="'sweep_every'"):
+        MemoryRateLimiter(RateLimitPolicy("gcra", 1, 1.0), sweep_every=0)

@@ -42,7 +42,7 @@ class MemoryRateLimiter:
 
     algorithm = ""
 
-    def __new__(cls, policy: RateLimitPolicy, clock: Clock = DEFAULT_CLOCK):
+    def __new__(cls, policy: RateLimitPolicy, clock: Clock = DEFAULT_CLOCK, **kwargs):
         if cls is MemoryRateLimiter:
             if not isinstance(policy, RateLimitPolicy):
                 from workbook.core.errors import ParameterError
@@ -50,7 +50,10 @@ class MemoryRateLimiter:
             cls = _BY_ALGORITHM[policy.algorithm]
         return super().__new__(cls)
 
-    def __init__(self, policy: RateLimitPolicy, clock: Clock = DEFAULT_CLOCK):
+    def __init__(self, policy: RateLimitPolicy, clock: Clock = DEFAULT_CLOCK, *, sweep_every: int = 4096):
+        if policy.algorithm != self.algorithm:
+            from workbook.core.errors import ParameterError
+            raise ParameterError("policy.algorithm", policy.algorithm, f"{self.algorithm!r} for {type(self).__name__}")
         self.policy = policy
         self.clock = clock
         self._now = clock.now
@@ -61,24 +64,47 @@ class MemoryRateLimiter:
         self._period = policy.period
         self._burst = policy.capacity
         self._rate = policy.rate
+        self.sweep_every = check_int("sweep_every", sweep_every, minimum=1)
+        self._until_sweep = self.sweep_every
 
     def _check_cost(self, cost) -> None:
         check_int("cost", cost, minimum=1, maximum=self._burst)
 
     def hit(self, key: str, cost: int = 1) -> RateLimitDecision:
-        """Count ``cost`` units for ``key`` now and return the decision."""
+        """Count ``cost`` units for ``key`` now and return the decision.
+
+        Every ``sweep_every`` decisions, the keys whose state no longer matters (a past
+        window, an empty log, a full bucket, a past ``tat``) are dropped, so memory follows
+        the clients active within about one period, not every client ever seen (Redis
+        does the same with key expiry)."""
         if cost != 1:
             self._check_cost(cost)
         now = self._now()
+        stats = self.stats
         with self._lock:
             decision = self._decide(key, now, cost)
-        stats = self.stats
-        stats.decisions += 1
-        if decision.allowed:
-            stats.allowed += 1
-        else:
-            stats.rejected += 1
+            stats.decisions += 1
+            if decision.allowed:
+                stats.allowed += 1
+            else:
+                stats.rejected += 1
+            self._until_sweep -= 1
+            if not self._until_sweep:
+                self._until_sweep = self.sweep_every
+                self._sweep(now)
         return decision
+
+    def _sweep(self, now: float) -> None:
+        stale = self._stale
+        for key in [k for k, s in self._state.items() if stale(s, now)]:
+            del self._state[key]
+
+    def _stale(self, state, now: float) -> bool:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def keys(self) -> int:
+        """How many keys have state now (swept ones excluded)."""
+        return len(self._state)
 
     async def decide(self, key: str, cost: int = 1) -> RateLimitDecision:
         """``hit`` for callers that await every backend."""
@@ -99,6 +125,9 @@ class MemoryRateLimiter:
 class FixedWindowLimiter(MemoryRateLimiter):
     algorithm = "fixed_window"
 
+    def _stale(self, state, now):
+        return state[0] < math.floor(now / self._period)
+
     def _decide(self, key, now, cost):
         period, limit = self._period, self._limit
         window = math.floor(now / period)
@@ -115,6 +144,9 @@ class FixedWindowLimiter(MemoryRateLimiter):
 
 class SlidingLogLimiter(MemoryRateLimiter):
     algorithm = "sliding_log"
+
+    def _stale(self, log, now):
+        return not log or log[-1] <= now - self._period
 
     def _decide(self, key, now, cost):
         period, limit = self._period, self._limit
@@ -134,6 +166,9 @@ class SlidingLogLimiter(MemoryRateLimiter):
 
 class SlidingWindowLimiter(MemoryRateLimiter):
     algorithm = "sliding_window"
+
+    def _stale(self, state, now):
+        return state[0] < math.floor(now / self._period) - 1
 
     def _decide(self, key, now, cost):
         period, limit = self._period, self._limit
@@ -161,6 +196,10 @@ class SlidingWindowLimiter(MemoryRateLimiter):
 class TokenBucketLimiter(MemoryRateLimiter):
     algorithm = "token_bucket"
 
+    def _stale(self, state, now):
+        tokens, last = state
+        return tokens + (now - last) * self._rate >= self._burst
+
     def _decide(self, key, now, cost):
         burst, rate = self._burst, self._rate
         state = self._state.get(key)
@@ -182,6 +221,10 @@ class TokenBucketLimiter(MemoryRateLimiter):
 class LeakyBucketLimiter(MemoryRateLimiter):
     algorithm = "leaky_bucket"
 
+    def _stale(self, state, now):
+        level, last = state
+        return level - (now - last) * self._rate <= 0
+
     def _decide(self, key, now, cost):
         burst, rate = self._burst, self._rate
         state = self._state.get(key)
@@ -202,6 +245,9 @@ class LeakyBucketLimiter(MemoryRateLimiter):
 
 class GCRALimiter(MemoryRateLimiter):
     algorithm = "gcra"
+
+    def _stale(self, tat, now):
+        return tat <= now
 
     def _decide(self, key, now, cost):
         interval = self._period / self._limit
