@@ -61,3 +61,21 @@ def test_a_broken_watch_stream_is_registry_unavailable_and_the_resolver_keeps_re
             await servers.stop()
 
     asyncio.run(asyncio.wait_for(main(), 20))
+
+
+def test_a_registry_that_cannot_start_closes_its_http_session():
+    """``async with EtcdRegistry(dead endpoint)`` raised without closing its aiohttp session
+    (``__aexit__`` is not called when ``__aenter__`` raises): "Unclosed client session"
+    surfaced later, in whatever notebook cell ran the garbage collector."""
+    from workbook.core.external import free_port
+
+    async def main():
+        reg = EtcdRegistry(f"http://127.0.0.1:{free_port()}", request_timeout=0.5)
+        try:
+            async with reg:
+                pass
+        except RegistryUnavailable:
+            pass
+        return reg._session
+
+    assert asyncio.run(main()) is None

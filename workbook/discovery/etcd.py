@@ -97,7 +97,11 @@ class EtcdRegistry(Registry):
     async def start(self) -> "EtcdRegistry":
         if self._session is None:
             self._session = aiohttp.ClientSession()
-        await self._post("/v3/maintenance/status", {}, write=False)  # fails fast, naming the endpoints
+        try:
+            await self._post("/v3/maintenance/status", {}, write=False)  # fails fast, naming the endpoints
+        except BaseException:
+            await self.close()  # `async with` does not call __aexit__ when __aenter__ raises
+            raise
         return self
 
     async def close(self) -> None:
