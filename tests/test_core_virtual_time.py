@@ -378,3 +378,26 @@ def test_a_forked_child_has_no_running_loop():
         return os.waitstatus_to_exitcode(status)
 
     assert run_virtual(main) == 0
+
+
+def test_the_executor_is_joined_without_a_virtual_timeout():
+    """Python 3.12+'s Runner passes shutdown_default_executor a 300 s timeout: in virtual
+    time the clock would jump there at once and abandon a thread still finishing."""
+    import threading
+    import warnings
+
+    from workbook.core import VirtualTimeLoop
+
+    loop = VirtualTimeLoop()
+    release = threading.Event()
+    try:
+        job = loop.run_in_executor(None, release.wait, 10)
+        threading.Timer(0.05, release.set).start()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            loop.run_until_complete(loop.shutdown_default_executor(300))
+        assert job.done() and job.result() is True
+        assert loop.time() == 0.0
+    finally:
+        release.set()
+        loop.close()

@@ -289,12 +289,15 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
     def _executor_job_done(self, _future):
         self._executor_jobs -= 1
 
-    async def shutdown_default_executor(self, *args, **kwargs):
+    async def shutdown_default_executor(self, timeout=None):
         # asyncio.Runner.close() joins the default executor in a helper thread and awaits
-        # a future that thread resolves: outside work, like a job
+        # a future that thread resolves: outside work, like a job. From Python 3.12 it
+        # passes a timeout of 300 s, which here would be virtual seconds: the clock would
+        # jump to it at once and abandon the threads with a warning. Threads take no
+        # virtual time, so the join is awaited without a timeout (as 3.11 does).
         self._executor_jobs += 1
         try:
-            await super().shutdown_default_executor(*args, **kwargs)
+            await super().shutdown_default_executor()
         finally:
             self._executor_jobs -= 1
 
