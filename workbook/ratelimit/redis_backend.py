@@ -15,9 +15,10 @@ between gateway hosts (which would let a fast host open the next window early, o
 time run backwards in a bucket) cannot matter. The cost is replication: a script that
 reads ``TIME`` is not deterministic, so it cannot be replicated *verbatim* (re-run on the
 replica, where ``TIME`` differs). Redis >= 5 replicates scripts by their *effects* (the
-``HSET``/``PEXPIRE`` they issued, carrying the computed values) by default, and Redis 7
-only so; on Redis 3.2-4 the script would have to call ``redis.replicate_commands()`` first
-and Redis < 3.2 refuses a write after ``TIME``. This backend assumes Redis >= 5.
+``SET ... PX`` they issued, carrying the computed state) by default, and Redis 7 only
+so: replicas and the AOF receive the result, never a second reading of the clock. On
+Redis 3.2-4 the script would have to call ``redis.replicate_commands()`` first, and Redis
+< 3.2 refuses a write after ``TIME``. This backend assumes Redis >= 5 (tested on 7).
 
 Precision: ``TIME`` gives seconds since 1970 as a double, whose resolution there is
 ~0.24 µs; a GCRA emission interval or a token's refill time must be far above that (a
