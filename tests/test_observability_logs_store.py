@@ -73,7 +73,7 @@ def test_query_by_trace_service_level_time_and_text():
     assert [r["message"] for r in store.query(text="compensat*")] == ["order 7 failed, compensating"]
     assert len(store.query(text="compensating OR health")) == 2
     assert len(store.query(text="order")) == 3, "the payments line matches by its extra field 'order'"
-    assert store.query(text='"failed compensating"') == [], "a phrase needs adjacent words"
+    assert store.query(text='"compensating failed"') == [], "a phrase needs its words in order"
     assert [r["message"] for r in store.query(text="apple")] == ["order 7 received"], "extra fields are indexed"
     assert store.query(service="orders", level="INFO", text="health", since=105)[0]["message"] == "health check ok"
 
