@@ -9,9 +9,20 @@
 * ``enforce``: the same decision on live aiohttp traffic, identity from the certificate;
 * ``mtls``: a mesh certificate authority, SPIFFE workload certificates, TLS 1.3 contexts
   verified on both sides, certificate rotation, and PeerAuthentication modes
-  (STRICT, PERMISSIVE, DISABLE) on a listener that detects TLS by its first byte.
+  (STRICT, PERMISSIVE, DISABLE) on a listener that detects TLS by its first byte;
+* ``routing``: VirtualServices and DestinationRules compiled (after validation) into one
+  routing decision with Istio's semantics (matches, weights, retries, timeouts, faults,
+  headers, traffic policies);
+* ``outlier``: Envoy's outlier detection (consecutive 5xx / gateway errors, interval,
+  ejection backoff, max ejection percent, panic threshold);
+* ``pool``: Envoy's connection-pool circuit breakers (overflow is a 503 ``UO``);
+* ``sidecar``: the one request path (route, fault, cluster, retries under the route
+  timeout) over any transport, with ``simnet_transport`` for virtual time;
+* ``proxy``: the same sidecar as a real aiohttp proxy (``sidecar_app``, ``http_transport``);
+* ``canary``: a progressive canary analysed and promoted or rolled back as Flagger does.
 """
 
+from workbook.mesh.canary import AnalysisResult, CanaryAnalysis, CanaryRun, analyse_window, run_canary
 from workbook.mesh.analysis import Inventory, Service, Workload, analyze, labels_match, load_inventory
 from workbook.mesh.authz import (
     AuthzDecision,
@@ -39,6 +50,40 @@ from workbook.mesh.mtls import (
     spiffe_id,
     spiffe_id_from_der,
 )
+from workbook.mesh.outlier import HostMonitor, OutlierDetector
+from workbook.mesh.pool import Connection, ConnectionPool, PoolOverflow
+from workbook.mesh.proxy import SIDECAR, http_transport, sidecar_app
+from workbook.mesh.routing import (
+    ISTIO_DEFAULT_RETRY_ON,
+    RETRY_ON,
+    UNLIMITED,
+    ConnectionPoolSettings,
+    Destination,
+    FaultSpec,
+    HeaderOps,
+    HostRules,
+    HttpMatch,
+    HttpRoute,
+    OutlierSettings,
+    RetrySpec,
+    RouteDecision,
+    StringMatch,
+    Subset,
+    TrafficConfig,
+    TrafficPolicy,
+    compile_traffic,
+    short_host,
+)
+from workbook.mesh.sidecar import (
+    ENVOY_BACKOFF_BASE,
+    ENVOY_BACKOFF_MAX,
+    Endpoint,
+    RequestRecord,
+    Sidecar,
+    Transport,
+    should_retry,
+    simnet_transport,
+)
 from workbook.mesh.resources import MeshResource, load_mesh_directory, load_resources, parse_resources
 from workbook.mesh.schema import (
     IstioSchemas,
@@ -58,4 +103,12 @@ __all__ = [
     "MeshCA", "MeshListener", "Refusal", "WorkloadCertificate", "WorkloadIdentity", "effective_mtls_mode",
     "mtls_handshake", "peer_principal", "spiffe_id", "spiffe_id_from_der",
     "authorization_middleware", "authz_request_from_http", "bundled_schemas", "keep_rotated",
+    "AnalysisResult", "CanaryAnalysis", "CanaryRun", "analyse_window", "run_canary",
+    "HostMonitor", "OutlierDetector", "Connection", "ConnectionPool", "PoolOverflow",
+    "SIDECAR", "http_transport", "sidecar_app",
+    "ISTIO_DEFAULT_RETRY_ON", "RETRY_ON", "UNLIMITED", "ConnectionPoolSettings", "Destination", "FaultSpec",
+    "HeaderOps", "HostRules", "HttpMatch", "HttpRoute", "OutlierSettings", "RetrySpec", "RouteDecision",
+    "StringMatch", "Subset", "TrafficConfig", "TrafficPolicy", "compile_traffic", "short_host",
+    "ENVOY_BACKOFF_BASE", "ENVOY_BACKOFF_MAX", "Endpoint", "RequestRecord", "Sidecar", "Transport",
+    "should_retry", "simnet_transport",
 ]
