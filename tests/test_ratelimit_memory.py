@@ -265,3 +265,22 @@ def test_a_limiter_class_refuses_another_algorithms_policy():
         TokenBucketLimiter(RateLimitPolicy("gcra", 1, 1.0))
     with pytest.raises(ParameterError, match="'sweep_every'"):
         MemoryRateLimiter(RateLimitPolicy("gcra", 1, 1.0), sweep_every=0)
+
+
+class SteppedClock:
+    """A wall clock that NTP steps backwards: what a clock passed in may do."""
+
+    def __init__(self, now):
+        self.t = now
+
+    def now(self):
+        return self.t
+
+
+@pytest.mark.parametrize("algorithm", ["fixed_window", "sliding_window"])
+def test_a_clock_stepping_back_does_not_reopen_a_window(algorithm):
+    clock = SteppedClock(10.2)
+    limiter = MemoryRateLimiter(RateLimitPolicy(algorithm, 3, 1.0), clock)
+    assert bits(limiter.hit("k") for _ in range(3)) == "111"
+    clock.t = 9.9  # stepped back into the previous window
+    assert bits(limiter.hit("k") for _ in range(3)) == "000"

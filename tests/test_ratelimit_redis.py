@@ -238,3 +238,31 @@ def test_cost_on_redis_time_and_a_decoding_client(redis_url, algorithm):
     assert (three.allowed, three.remaining) == (True, 1)
     assert not two.allowed and two.retry_after > 0
     assert (one.allowed, one.remaining) == (True, 0)
+
+
+def test_why_redis_time_two_gateways_with_skewed_clocks(redis_url):
+    """Two gateway instances share one Redis; one host's clock runs 1 s ahead. On the
+    clients' clocks the fast one opens the next fixed window early and admits a second
+    limit's worth at the same real instant; on Redis's TIME both see one window."""
+    async def main(shared_clock: bool):
+        client = aioredis.Redis.from_url(redis_url)
+        await client.flushdb()
+        try:
+            policy = RateLimitPolicy("fixed_window", 5, 60.0)
+            if shared_clock:
+                a = b = RedisRateLimiter(client, policy)
+            else:
+                now = 600.0 + 10.0  # 10 s into a window (t = 600 is an edge)
+                a = RedisRateLimiter(client, policy, clock=ManualClock(now))
+                b = RedisRateLimiter(client, policy, clock=ManualClock(now + 60.0))  # one window ahead
+            admitted = 0
+            for limiter in (a, b):
+                admitted += sum([(await limiter.decide("alice")).allowed for _ in range(5)])
+            # and back on the slow host, the window the fast one opened is not reopened
+            admitted += (await a.decide("alice")).allowed
+            return admitted
+        finally:
+            await client.aclose()
+
+    assert asyncio.run(main(shared_clock=False)) == 10
+    assert asyncio.run(main(shared_clock=True)) == 5

@@ -12,7 +12,9 @@ same timeline; the tests check that they do.
 
 Per key, the state is:
 
-* fixed window: ``[window index, count]``; admits while ``count + cost <= limit``.
+* fixed window: ``[window index, count]``; admits while ``count + cost <= limit``. If the
+  clock goes back (a stepped wall clock, or another gateway's clock on Redis), a window
+  already left is never reopened (same in the sliding window counter).
 * sliding log: the admission times of the last ``period`` (one entry per unit of cost);
   an entry at ``t`` counts while ``now - period < t``.
 * sliding window counter: ``[window index, current count, previous count]``; the estimate
@@ -132,8 +134,10 @@ class FixedWindowLimiter(MemoryRateLimiter):
         period, limit = self._period, self._limit
         window = math.floor(now / period)
         state = self._state.get(key)
-        if state is None or state[0] != window:
+        if state is None or state[0] < window:
             state = self._state[key] = [window, 0]
+        elif state[0] > window:  # the clock went back (a stepped clock): a window never reopens
+            window = state[0]
         reset = (window + 1) * period - now
         count = state[1] + cost
         if count > limit:
@@ -176,11 +180,13 @@ class SlidingWindowLimiter(MemoryRateLimiter):
         state = self._state.get(key)
         if state is None:
             state = self._state[key] = [window, 0, 0]
-        elif state[0] != window:
+        elif state[0] < window:
             state[2] = state[1] if state[0] == window - 1 else 0
             state[0], state[1] = window, 0
+        elif state[0] > window:  # the clock went back: stay in the later window, at its start
+            window = state[0]
         _, cur, prev = state
-        elapsed = now - window * period
+        elapsed = max(0.0, now - window * period)
         estimate = prev * (period - elapsed) / period + cur
         if estimate + cost > limit + EPSILON:
             if cur + cost <= limit:  # the previous window's share decays enough within this window

@@ -87,7 +87,8 @@ local n = 0
 local v = redis.call('GET', KEYS[1])
 if v then
   local w, c = string.match(v, '^(%S+) (%S+)$')
-  if tonumber(w) == win then n = tonumber(c) end
+  w = tonumber(w)
+  if w >= win then win = w; n = tonumber(c) end  -- a window already left never reopens
 end
 local reset = (win + 1) * period - now
 if n + cost > limit then return string.format('0 %d %.17g %.17g', math.max(0, limit - n), reset, reset) end
@@ -123,10 +124,10 @@ local v = redis.call('GET', KEYS[1])
 if v then
   local w, c, p = string.match(v, '^(%S+) (%S+) (%S+)$')
   w = tonumber(w)
-  if w == win then cur = tonumber(c); prev = tonumber(p)
+  if w >= win then win = w; cur = tonumber(c); prev = tonumber(p)
   elseif w == win - 1 then prev = tonumber(c) end
 end
-local elapsed = now - win * period
+local elapsed = math.max(0, now - win * period)
 local estimate = prev * (period - elapsed) / period + cur
 if estimate + cost > limit + EPS then
   local retry
