@@ -187,24 +187,59 @@ def test_redis_down_gives_the_configured_answer_counted_and_logged(on_error, cap
             loop = asyncio.get_running_loop()
             start = loop.time()
             after = [await limiter.decide("k") for _ in range(3)]
-            return before, after, loop.time() - start, limiter.stats
+            elapsed = loop.time() - start
+            server.start()  # the same port again: Redis is back
+            back = await limiter.decide("k")
+            return before, after, back, elapsed, limiter.stats
         finally:
             await limiter.aclose()
 
     try:
         with caplog.at_level(logging.WARNING, logger="workbook.ratelimit"):
-            before, after, elapsed, stats = asyncio.run(main())
+            before, after, back, elapsed, stats = asyncio.run(main())
     finally:
         server.stop()
     assert before.allowed and before.fail_mode is None
     assert all(d.fail_mode == on_error and d.allowed == (on_error == "open") for d in after)
     if on_error == "closed":
         assert all(d.retry_after == 2.0 for d in after)
+    assert back.fail_mode is None and back.allowed
     assert stats.backend_errors == 3
     assert (stats.failed_open, stats.failed_closed) == ((3, 0) if on_error == "open" else (0, 3))
-    warnings = [r for r in caplog.records if r.name == "workbook.ratelimit" and r.levelno == logging.WARNING]
-    assert len(warnings) == 3 and all(f"failing {on_error}" in r.getMessage() for r in warnings)
+    lines = [r.getMessage() for r in caplog.records if r.name == "workbook.ratelimit"]
+    # one line when the outage begins (not one per request), one when Redis is back
+    assert len(lines) == 2, lines
+    assert "Redis unavailable" in lines[0] and f"failing {on_error}" in lines[0]
+    assert f"reachable again after 3 decisions failed {on_error}" in lines[1]
     assert elapsed < 5.0  # no retry storm before answering (bounds the test, not a speed target)
+
+
+def test_a_long_outage_is_logged_every_log_interval_with_the_count(caplog):
+    server = own_server()
+    clock = ManualClock(0.0)
+
+    async def main():
+        limiter = RedisRateLimiter.from_url(server.url, RateLimitPolicy("gcra", 10, 1.0), clock=clock,
+                                            log_interval=10.0)
+        try:
+            server.stop()
+            for _ in range(25):  # one decision per second for 25 s
+                await limiter.decide("k")
+                clock.advance(1.0)
+            return limiter.stats
+        finally:
+            await limiter.aclose()
+
+    try:
+        with caplog.at_level(logging.WARNING, logger="workbook.ratelimit"):
+            stats = asyncio.run(main())
+    finally:
+        server.stop()
+    lines = [r.getMessage() for r in caplog.records if r.name == "workbook.ratelimit"]
+    assert stats.failed_closed == 25
+    assert len(lines) == 3, lines  # at 0 s, 10 s, 20 s
+    assert "10 more decisions failed closed (11 since the outage began 10.0 s ago)" in lines[1]
+    assert "10 more decisions failed closed (21 since the outage began 20.0 s ago)" in lines[2]
 
 
 def test_other_redis_errors_are_raised_not_absorbed(redis_url):

@@ -34,7 +34,9 @@ When Redis cannot be reached (connection refused or reset, timeout), the decisio
 configured ``on_error``: ``"closed"`` refuses the request (``retry_after_on_error``
 seconds), ``"open"`` admits it. Either way the decision carries ``fail_mode``, the
 limiter's ``stats`` count it (``backend_errors``, ``failed_open``/``failed_closed``) and
-a warning is logged on the ``workbook.ratelimit`` logger: never silent. Other Redis
+the ``workbook.ratelimit`` logger warns when the outage begins, every ``log_interval``
+seconds while it lasts (with the count), and when Redis answers again: never silent,
+and never a line per request. Other Redis
 errors (a script bug, a wrong key type) are raised, not absorbed. How fast "down" is
 noticed is the client's business: redis-py 8's default client retries a refused
 connection 10 times with jittered backoff up to 1 s, which would hold every request for
@@ -51,7 +53,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from workbook.core.clock import Clock
+from workbook.core.clock import DEFAULT_CLOCK, Clock
 from workbook.core.params import check_choice, check_int, check_number
 from workbook.ratelimit.policy import EPSILON, LIMITER_FAIL_MODES, RateLimitDecision, LimiterStats, RateLimitPolicy
 
@@ -225,7 +227,8 @@ class RedisRateLimiter:
     """
 
     def __init__(self, client, policy: RateLimitPolicy, *, prefix: str = "ratelimit", clock: Clock | None = None,
-                 on_error: str = "closed", retry_after_on_error: float = 1.0, logger: logging.Logger = LOGGER):
+                 on_error: str = "closed", retry_after_on_error: float = 1.0, logger: logging.Logger = LOGGER,
+                 log_interval: float = 10.0):
         if not isinstance(policy, RateLimitPolicy):
             from workbook.core.errors import ParameterError
             raise ParameterError("policy", policy, "a RateLimitPolicy")
@@ -235,6 +238,9 @@ class RedisRateLimiter:
         self.on_error = check_choice("on_error", on_error, LIMITER_FAIL_MODES)
         self.retry_after_on_error = check_number("retry_after_on_error", retry_after_on_error, minimum=0)
         self.logger = logger
+        self.log_interval = check_number("log_interval", log_interval, minimum=0)
+        self._log_clock = clock or DEFAULT_CLOCK
+        self._outage: list | None = None  # [started, failures, failures at the last log line, last log time]
         self.prefix = f"{prefix}:{policy.algorithm}:{policy.name}:"
         self.stats = LimiterStats()
         self.script = script_for(policy)
@@ -280,6 +286,8 @@ class RedisRateLimiter:
                 reply = await self._execute("EVALSHA", self._sha, *command[2:])
         except BACKEND_DOWN as exc:
             return self._backend_down(key, exc)
+        if self._outage is not None:
+            self._recovered()
         allowed, remaining, reset, retry = reply.split()
         if allowed in _ONE:
             stats.allowed += 1
@@ -293,15 +301,38 @@ class RedisRateLimiter:
         if self.on_error == "open":
             stats.failed_open += 1
             stats.allowed += 1
-            decision = RateLimitDecision(True, self.policy.limit, 0, 0.0, 0.0, fail_mode="open")
+            decision = RateLimitDecision(True, self._limit, 0, 0.0, 0.0, fail_mode="open")
         else:
             stats.failed_closed += 1
             stats.rejected += 1
-            decision = RateLimitDecision(False, self.policy.limit, 0, self.retry_after_on_error, self.retry_after_on_error,
-                                fail_mode="closed")
-        self.logger.warning("rate limiter %s: Redis unavailable (%s: %s); failing %s for key %r (%d backend errors so far)",
-                            self.policy.algorithm, type(exc).__name__, exc, self.on_error, key, stats.backend_errors)
+            decision = RateLimitDecision(False, self._limit, 0, self.retry_after_on_error, self.retry_after_on_error,
+                                         fail_mode="closed")
+        self._log_failure(key, exc)
         return decision
+
+    def _log_failure(self, key: str, exc: BaseException) -> None:
+        """A warning when an outage starts, then one every ``log_interval`` seconds with the
+        count since the last (every failure is counted in ``stats``; an outage at thousands
+        of requests per second does not write thousands of lines per second)."""
+        now = self._log_clock.now()
+        outage = self._outage
+        if outage is None:
+            self._outage = [now, 1, 1, now]
+            self.logger.warning("rate limiter %s: Redis unavailable (%s: %s); failing %s (key %r)",
+                                self.policy.algorithm, type(exc).__name__, exc, self.on_error, key)
+            return
+        outage[1] += 1
+        if now - outage[3] >= self.log_interval:
+            self.logger.warning("rate limiter %s: Redis still unavailable (%s: %s); %d more decisions failed %s "
+                                "(%d since the outage began %.1f s ago)", self.policy.algorithm, type(exc).__name__,
+                                exc, outage[1] - outage[2], self.on_error, outage[1], now - outage[0])
+            outage[2], outage[3] = outage[1], now
+
+    def _recovered(self) -> None:
+        started, failures = self._outage[0], self._outage[1]
+        self._outage = None
+        self.logger.warning("rate limiter %s: Redis reachable again after %d decisions failed %s over %.1f s",
+                            self.policy.algorithm, failures, self.on_error, self._log_clock.now() - started)
 
     async def load(self) -> None:
         """Load the script now (``SCRIPT LOAD``), so the first decision is one round trip too."""

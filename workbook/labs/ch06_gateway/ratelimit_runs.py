@@ -148,7 +148,8 @@ async def article_concurrency(redis_url: str, n: int = 1000, limit: int = 100, c
 async def fail_modes(requests: int = 5) -> dict:
     """A Redis of its own, stopped after one decision; then ``requests`` more through a
     fail-open limiter, a fail-closed one, and the article's. Returns what each answered,
-    its counters, and how many warnings each logged."""
+    its counters, and the warnings each logged: one when the outage begins (then one per
+    ``log_interval`` while it lasts), however many requests fail; the article's, none."""
     check_int("requests", requests, minimum=1)
     server = RedisServer().start()
     records: list[logging.LogRecord] = []
@@ -178,7 +179,8 @@ async def fail_modes(requests: int = 5) -> dict:
             s = limiter.stats
             out[f"fail {mode}"] = {"admitted": sum(answers), "refused": requests - sum(answers),
                                    "backend_errors": s.backend_errors, "failed_open": s.failed_open,
-                                   "failed_closed": s.failed_closed, "warnings_logged": len(records) - before}
+                                   "failed_closed": s.failed_closed, "warnings_logged": len(records) - before,
+                                   "first warning": records[before].getMessage() if len(records) > before else None}
             await limiter.aclose()
         answers = [await article.is_allowed("k", 1, 60) for _ in range(requests)]
         out["article"] = {"admitted": sum(answers), "refused": requests - sum(answers),
