@@ -14,8 +14,8 @@ from workbook.ratelimit.headers import ratelimit_header, ratelimit_headers, rate
 from workbook.ratelimit.memory import (FixedWindowLimiter, GCRALimiter, LeakyBucketLimiter, MemoryRateLimiter,
                                        SlidingLogLimiter, SlidingWindowLimiter, TokenBucketLimiter)
 from workbook.ratelimit.naive import ArticleRateLimiter
-from workbook.ratelimit.policy import (RATE_LIMIT_ALGORITHMS, BUCKET_ALGORITHMS, LIMITER_FAIL_MODES, LIMIT_KEY_SCOPES, WINDOW_ALGORITHMS,
-                                       RateLimitDecision, LimiterStats, RateLimitPolicy, limit_key)
+from workbook.ratelimit.policy import (BUCKET_ALGORITHMS, LIMIT_KEY_SCOPES, LIMITER_FAIL_MODES, RATE_LIMIT_ALGORITHMS,
+                                       WINDOW_ALGORITHMS, LimiterStats, RateLimitDecision, RateLimitPolicy, limit_key)
 from workbook.ratelimit.redis_backend import BACKEND_DOWN, RedisRateLimiter
 
 __all__ = [

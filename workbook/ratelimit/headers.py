@@ -46,7 +46,8 @@ def ratelimit_policy_header(*policies: RateLimitPolicy, partition_key: str | byt
                      for p in policies)
 
 
-def ratelimit_header(policy: RateLimitPolicy, decision: RateLimitDecision, *, partition_key: str | bytes | None = None) -> str:
+def ratelimit_header(policy: RateLimitPolicy, decision: RateLimitDecision, *,
+                     partition_key: str | bytes | None = None) -> str:
     """``RateLimit`` for one decision under ``policy``."""
     return (f"{_sf_string(policy.name)};r={max(0, decision.remaining)};t={_seconds(decision.reset_after)}"
             f"{_pk(partition_key)}")

@@ -194,7 +194,8 @@ class SlidingWindowLimiter(MemoryRateLimiter):
             else:  # only in the next window, once this window's count decays
                 retry = (period - elapsed) + period * (1 - (limit - cost) / cur)
             reset = (period - elapsed) + (period if cur else 0.0)
-            return RateLimitDecision(False, limit, max(0, math.floor(limit - estimate + EPSILON)), reset, max(0.0, retry))
+            remaining = max(0, math.floor(limit - estimate + EPSILON))
+            return RateLimitDecision(False, limit, remaining, reset, max(0.0, retry))
         state[1] = cur + cost
         return RateLimitDecision(True, limit, math.floor(limit - estimate - cost + EPSILON), 2 * period - elapsed, 0.0)
 
@@ -265,7 +266,8 @@ class GCRALimiter(MemoryRateLimiter):
         if now + EPSILON < allow_at:
             return RateLimitDecision(False, self._limit, 0, tat - now, allow_at - now)
         self._state[key] = new_tat
-        return RateLimitDecision(True, self._limit, math.floor((now - allow_at) / interval + EPSILON), new_tat - now, 0.0)
+        remaining = math.floor((now - allow_at) / interval + EPSILON)
+        return RateLimitDecision(True, self._limit, remaining, new_tat - now, 0.0)
 
 
 _BY_ALGORITHM = {cls.algorithm: cls for cls in (FixedWindowLimiter, SlidingLogLimiter, SlidingWindowLimiter,

@@ -78,8 +78,8 @@ if ARGV[2] then cost = tonumber(ARGV[2]) end
 """
 
 # Each script answers one string, "allowed remaining reset_after retry_after", sent as a
-# status reply (see _as_status_replies): it parses faster than an array (a Lua number in an array would also be truncated to
-# an integer). Times are written with 17 significant digits, so a double goes through
+# status reply (see _as_status_replies): it parses faster than an array (a Lua number in an
+# array would also be truncated to an integer). Times are written with 17 significant digits, so a double goes through
 # unchanged (Lua's own tostring keeps 14). State is one string per key: GET, then
 # SET ... PX, the fewest commands; a key expires a second after its state stops mattering.
 SCRIPTS = {
