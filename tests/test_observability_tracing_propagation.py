@@ -294,3 +294,21 @@ def test_inject_context_writes_the_current_span():
         headers = inject_context({})
     ctx = span.get_span_context()
     assert headers == {"traceparent": f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-01"}
+
+
+def test_under_run_virtual_span_times_are_the_virtual_clock():
+    tracing = Tracing(seed=8)  # default clock: the running loop's, virtual under run_virtual
+
+    async def main():
+        tracer = tracing.tracer("svc")
+        await asyncio.sleep(1000)
+        with tracer.span("outer"):
+            await asyncio.sleep(2.5)
+            with tracer.span("inner"):
+                await asyncio.sleep(0.125)
+
+    run_virtual(main())
+    inner, outer = tracing.spans()
+    assert (outer.start_time, outer.end_time) == (1000_000_000_000, 1002_625_000_000)
+    assert (inner.start_time, inner.end_time) == (1002_500_000_000, 1002_625_000_000)
+    assert inner.parent.span_id == outer.context.span_id
