@@ -408,7 +408,8 @@ def _route(http: dict, index: int, r: MeshResource) -> HttpRoute:
     if "retries" in http:
         spec = http["retries"] or {}
         on, codes = set(), set()
-        for k, item in enumerate(x.strip() for x in str(spec.get("retryOn", ",".join(ISTIO_DEFAULT_RETRY_ON))).split(",")):
+        conditions = str(spec.get("retryOn", ",".join(ISTIO_DEFAULT_RETRY_ON))).split(",")
+        for item in (x.strip() for x in conditions):
             if item.isdigit():
                 codes.add(int(item))
                 on.add("retriable-status-codes")

@@ -25,13 +25,15 @@ puts the same ``Sidecar`` behind an aiohttp server). The steps, in Envoy's order
    failures only; ``retriable-4xx`` = 409; ``retriable-status-codes`` = the listed codes;
    gRPC conditions on the ``grpc-status`` header) after Envoy's default backoff: fully
    jittered, uniform in ``[0, min((2^n - 1) * 25 ms, 250 ms))`` before retry n. When the
-   tries run out, the last answer goes back (flag ``URX`` if it was retried);
+   tries run out, the last answer goes back (flag ``URX`` if it was still retriable);
 6. response **headers**.
 
 Every request leaves a ``RequestRecord`` (route, subset, host, tries, status, Envoy's
 response flags, latency). ``apply`` swaps the configuration in one assignment: requests
 that start afterwards see it; a configuration that fails validation is refused and the
-old one stays. ``handle`` never raises: a bad request is a 400, a bug a 500 with its
+old one stays. ``inbound="app"`` makes the sidecar an inbound one (Envoy's inbound
+listener): every request goes to the endpoints of service ``app``, without retries.
+``handle`` never raises: a bad request is a 400, a bug a 500 with its
 reason, so a sidecar never crashes on its input.
 """
 
@@ -49,7 +51,8 @@ from workbook.mesh.analysis import labels_match
 from workbook.mesh.outlier import OutlierDetector
 from workbook.mesh.pool import ConnectionPool, PoolOverflow
 from workbook.mesh.resources import MeshResource
-from workbook.mesh.routing import Destination, HttpRoute, TrafficConfig, TrafficPolicy, compile_traffic
+from workbook.mesh.routing import (Destination, HttpRoute, RetrySpec, RouteDecision, TrafficConfig, TrafficPolicy,
+                                   compile_traffic)
 
 Transport = Callable[["Endpoint", Request], Awaitable[Response]]
 
@@ -172,8 +175,9 @@ class Sidecar:
 
     def __init__(self, name: str, endpoints: Iterable[Endpoint], transport: Transport, *,
                  config: TrafficConfig | Iterable[MeshResource] | None = None, clock: Clock | None = None,
-                 seed: int = 0, keep_records: bool = True):
+                 seed: int = 0, keep_records: bool = True, inbound: str | None = None):
         self.name = name
+        self.inbound = inbound
         self.transport = transport
         self.clock = clock or LoopClock()
         self.seed = seed
@@ -224,7 +228,11 @@ class Sidecar:
             return self._local(400, f"bad request: path {path!r} must start with '/' and hold no spaces", record, "")
         headers = {str(k).lower(): str(v) for k, v in (request.headers or {}).items()}
         config = self.config  # one snapshot for the whole request
-        decision = config.route(method, path, headers, self._route_rng)
+        if self.inbound is not None:  # Envoy's inbound listener: everything to the local app, no retries
+            dest = Destination(self.inbound)
+            decision = RouteDecision(HttpRoute("inbound", destinations=(dest,), retries=RetrySpec(attempts=0)), dest)
+        else:
+            decision = config.route(method, path, headers, self._route_rng)
         if decision is None:
             return self._local(404, f"no route for {headers.get('host', '')}{path}", record, "NR")
         route, dest = decision.route, decision.destination
@@ -315,8 +323,8 @@ class Sidecar:
             finally:
                 cluster.pool.release(conn, reusable=reusable)
                 if cluster.balancer.inflight(endpoint.name):
-                    cluster.balancer.finish(endpoint.name, self.clock.now() - began,
-                                            failed=failure is not None or (response is not None and response.status >= 500))
+                    failed = failure is not None or (response is not None and response.status >= 500)
+                    cluster.balancer.finish(endpoint.name, self.clock.now() - began, failed=failed)
             status = response.status if response is not None else (504 if failure == "per-try-timeout" else 503)
             if cluster.detector is not None:
                 cluster.detector.record(endpoint.name, status, self.clock.now())
@@ -324,16 +332,16 @@ class Sidecar:
             if not last and should_retry(spec.retry_on, spec.retriable_status, status=None if failure else status,
                                          failure=failure, grpc_status=grpc):
                 continue
-            flag = "URX" if attempt else ""
+            urx = ",URX" if attempt else ""
             if failure == "per-try-timeout":
-                return self._local(504, "upstream request timeout", record, ",".join(f for f in ("UT", flag) if f))
+                return self._local(504, "upstream request timeout", record, "UT" + urx)
             if failure == "connect-failure":
                 return self._local(503, "upstream connect error or disconnect/reset before headers. "
-                                        "reset reason: connection failure", record, ",".join(f for f in ("UF", flag) if f))
+                                        "reset reason: connection failure", record, "UF" + urx)
             if failure == "reset":
                 return self._local(503, "upstream connect error or disconnect/reset before headers. "
-                                        "reset reason: connection termination", record, ",".join(f for f in ("UC", flag) if f))
-            if flag and should_retry(spec.retry_on, spec.retriable_status, status=status, grpc_status=grpc):
+                                        "reset reason: connection termination", record, "UC" + urx)
+            if attempt and should_retry(spec.retry_on, spec.retriable_status, status=status, grpc_status=grpc):
                 record.flags = ",".join(f for f in (record.flags, "URX") if f)
             return response
         raise AssertionError("unreachable")  # pragma: no cover
