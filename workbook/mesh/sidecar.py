@@ -329,10 +329,11 @@ class Sidecar:
             if cluster.detector is not None:
                 cluster.detector.record(endpoint.name, status, self.clock.now())
             grpc = (response.headers or {}).get("grpc-status") if response is not None else None
-            if not last and should_retry(spec.retry_on, spec.retriable_status, status=None if failure else status,
-                                         failure=failure, grpc_status=grpc):
+            retriable = should_retry(spec.retry_on, spec.retriable_status, status=None if failure else status,
+                                     failure=failure, grpc_status=grpc)
+            if retriable and not last:
                 continue
-            urx = ",URX" if attempt else ""
+            urx = ",URX" if retriable and spec.attempts else ""  # the retry limit was what stopped it
             if failure == "per-try-timeout":
                 return self._local(504, "upstream request timeout", record, "UT" + urx)
             if failure == "connect-failure":
@@ -341,7 +342,7 @@ class Sidecar:
             if failure == "reset":
                 return self._local(503, "upstream connect error or disconnect/reset before headers. "
                                         "reset reason: connection termination", record, "UC" + urx)
-            if attempt and should_retry(spec.retry_on, spec.retriable_status, status=status, grpc_status=grpc):
+            if urx:
                 record.flags = ",".join(f for f in (record.flags, "URX") if f)
             return response
         raise AssertionError("unreachable")  # pragma: no cover
