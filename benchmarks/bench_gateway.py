@@ -21,6 +21,7 @@ low and noisy; the ratios are what the rows are for.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import re
 import shutil
 import socket
@@ -100,15 +101,26 @@ def _serve_gateway(port: int, upstream: str, public_pem: bytes) -> None:
     web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
 
 
-def _wrk(url: str, token: str | None) -> dict:
+def _cpu_seconds(pid: int | None) -> float | None:
+    if pid is None:
+        return None
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _wrk(url: str, token: str | None, pid: int | None = None) -> dict:
     cmd = [shutil.which("wrk"), "-t1", f"-c{CONNECTIONS}", f"-d{DURATION}s", "--latency"]
     if token:
         cmd += ["-H", f"Authorization: Bearer {token}"]
+    cpu0 = _cpu_seconds(pid)
     out = subprocess.run(cmd + [url], capture_output=True, text=True, timeout=DURATION + 30).stdout
+    cpu = None if pid is None else _cpu_seconds(pid) - cpu0
+    total = int(re.search(r"(\d+) requests in", out).group(1))
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     p50, p99 = (_ms(re.search(rf"^\s+{q}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)) for q in (50, 99))
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return {"rps": rps, "p50_ms": p50, "p99_ms": p99, "non_2xx": int(errors.group(1)) if errors else 0}
+    return {"rps": rps, "p50_ms": p50, "p99_ms": p99, "non_2xx": int(errors.group(1)) if errors else 0,
+            "cpu_us": None if cpu is None or not total else cpu / total * 1e6}
 
 
 def _ms(match) -> float:
@@ -143,18 +155,18 @@ def measure() -> dict:
         for port in ports.values():
             _wait_port(port)
         nginx.start()
-        urls = {"gateway": (f"http://127.0.0.1:{ports['gateway']}/api/stock/apple", token),
-                "bare aiohttp proxy": (f"http://127.0.0.1:{ports['bare']}/api/stock/apple", None),
-                "nginx": (f"{nginx.url}/api/stock/apple", None),
-                "upstream direct": (f"{upstream}/stock/apple", None)}
-        for url, tok in urls.values():  # warm-up
+        urls = {"gateway": (f"http://127.0.0.1:{ports['gateway']}/api/stock/apple", token, procs[2].pid),
+                "bare aiohttp proxy": (f"http://127.0.0.1:{ports['bare']}/api/stock/apple", None, procs[1].pid),
+                "nginx": (f"{nginx.url}/api/stock/apple", None, None),
+                "upstream direct": (f"{upstream}/stock/apple", None, None)}
+        for url, tok, _ in urls.values():  # warm-up
             subprocess.run([shutil.which("wrk"), "-t1", "-c4", "-d1s", *(["-H", f"Authorization: Bearer {tok}"]
                                                                           if tok else []), url],
                            capture_output=True, timeout=30)
         best: dict[str, dict] = {}
         for _ in range(ROUNDS):
-            for name, (url, tok) in urls.items():
-                result = _wrk(url, tok)
+            for name, (url, tok, pid) in urls.items():
+                result = _wrk(url, tok, pid)
                 if name not in best or result["rps"] > best[name]["rps"]:
                     best[name] = result
         return best
@@ -167,24 +179,34 @@ def measure() -> dict:
 
 
 def run() -> str:
-    if shutil.which("wrk") is None or shutil.which("nginx") is None and not shutil.os.path.exists("/usr/sbin/nginx"):
+    if shutil.which("wrk") is None or (shutil.which("nginx") is None and not os.path.exists("/usr/sbin/nginx")):
         return "### Gateway throughput\n\nskipped: needs Debian's wrk and nginx\n"
     best = measure()
     bare = best["bare aiohttp proxy"]
     gw = best["gateway"]
     lines = ["### Gateway throughput (wrk, 1 thread, "
              f"{CONNECTIONS} connections, {DURATION} s per run, best of {ROUNDS} interleaved rounds)", "",
-             "| front end | requests/s | p50 ms | p99 ms | non-2xx | rps vs bare | p99 vs bare |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
+             "| front end | requests/s | p50 ms | p99 ms | non-2xx | rps vs bare | p99 vs bare | front-end CPU per request |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for name, r in best.items():
+        cpu = "" if r["cpu_us"] is None else f"{r['cpu_us']:.0f} us"
         lines.append(f"| {name} | {r['rps']:,.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['non_2xx']} | "
-                     f"{r['rps'] / bare['rps']:.2f}x | {r['p99_ms'] / bare['p99_ms']:.2f}x |")
+                     f"{r['rps'] / bare['rps']:.2f}x | {r['p99_ms'] / bare['p99_ms']:.2f}x | {cpu} |")
     met_rps, met_p99 = gw["rps"] >= 0.8 * bare["rps"], gw["p99_ms"] <= 1.3 * bare["p99_ms"]
     lines += ["", f"Targets: gateway >= 0.8x the bare proxy's requests/s: **{'met' if met_rps else 'not met'}** "
                   f"({gw['rps'] / bare['rps']:.2f}x); p99 <= 1.3x: **{'met' if met_p99 else 'not met'}** "
                   f"({gw['p99_ms'] / bare['p99_ms']:.2f}x). The gateway does RS256 verification, a rate-limit "
                   "decision, breaker, balancing, retry budget, deadline, header filtering, streamed relay and an "
-                  "access-log line per request; the bare proxy only forwards."]
+                  "access-log line per request; the bare proxy only forwards. The CPU column (the front-end "
+                  "process's user+system time over the run, per request) is the steadier comparison on a shared "
+                  "2-core machine. Where the difference goes (measured while writing this): not system calls "
+                  "(strace: the same sends and receives per request as the bare proxy, plus getpid calls from "
+                  "asyncio.get_running_loop behind LoopClock on Python 3.11 and one getrandom for the request id); "
+                  "without authentication and rate limiting the gateway still spends about twice the bare proxy's "
+                  "CPU per request, so it is the pure-Python pipeline (normalisation, routing, header filtering "
+                  "and forwarding headers, deadline and two timeouts, retry, breaker, balancer, a second response "
+                  "object, the JSON log line), each step a few microseconds; the token itself is verified once "
+                  "and then served from the verified-token cache."]
     return "\n".join(lines) + "\n"
 
 
