@@ -7,6 +7,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from workbook.core.clock import ManualClock
 from workbook.core.virtual_time import run_virtual
 from workbook.observability import (BROKER, ShopConfig, TracedShop, TraceNotFound, TraceSummary, Tracing,
+                                    summarize_traces,
                                     compare_sampling, critical_path, dependency_graph, head_sample,
                                     simulate_workload, span_records, tail_sample, traces_by_id, waterfall)
 
@@ -164,3 +165,26 @@ def test_head_and_tail_sampling_compared_at_the_same_budget_reproducibly():
     assert tail["errors_kept"] > head["errors_kept"]
     assert tail["error_recall"] == 1.0 and head["error_recall"] < 0.5
     assert tail["slow_kept"] >= head["slow_kept"]
+
+
+def test_tail_sampling_processor_exports_exactly_the_error_and_slow_traces_of_a_live_run():
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from workbook.observability import TailSamplingProcessor
+
+    config = ShopConfig(error_rate=0.05)
+    everything = TracedShop(9, config)
+    run_virtual(everything.run(rate=10, duration=30))
+    summaries = {s.trace_id: s for s in summarize_traces(everything.tracing.spans())}
+    wanted = {t for t, s in summaries.items() if s.error or s.duration > 0.25}
+
+    kept = InMemorySpanExporter()
+    tail = TailSamplingProcessor(kept, slow_threshold=0.25, decision_wait=10.0)  # LoopClock: virtual here
+    shop = TracedShop(9, config, tracing=Tracing(seed=9, exporter=kept, processor=tail))
+    run_virtual(shop.run(rate=10, duration=30))
+    tail.force_flush()
+    exported = {t for t in traces_by_id(kept.get_finished_spans())}
+    assert exported == wanted and 0 < len(wanted) < len(summaries)
+    assert tail.kept == len(wanted) and tail.kept + tail.dropped == len(summaries) and tail.late_spans == 0
+    assert len(kept.get_finished_spans()) == sum(summaries[t].spans for t in wanted), "whole traces kept"
+    assert 0 < tail.max_buffered < len(everything.tracing.spans()), "the buffer holds a window, not the run"

@@ -44,8 +44,8 @@ from workbook.observability.logs import (LEVELS, JsonFormatter, LogQueryError, L
 from workbook.observability.propagation import (PROPAGATOR, TracedHandler, client_trace_config, extract_context,
                                                 inject_context, parse_traceparent, process_span, publish_traced,
                                                 tracing_middleware)
-from workbook.observability.sampling import (TraceSummary, compare_sampling, head_sample, simulate_workload,
-                                             summarize_traces, tail_sample)
+from workbook.observability.sampling import (TailSamplingProcessor, TraceSummary, compare_sampling, head_sample,
+                                             simulate_workload, summarize_traces, tail_sample)
 from workbook.observability.trace_analysis import (BROKER, SpanRecord, TraceNotFound, critical_path, dependency_graph,
                                                    span_records, traces_by_id, waterfall)
 from workbook.observability.traced_shop import ORDERS_TOPIC, SHOP_SERVICES, ShopConfig, TracedShop
@@ -70,7 +70,8 @@ __all__ = [
     "process_span", "publish_traced", "tracing_middleware",
     "BROKER", "SpanRecord", "TraceNotFound", "critical_path", "dependency_graph", "span_records", "traces_by_id",
     "waterfall",
-    "TraceSummary", "compare_sampling", "head_sample", "simulate_workload", "summarize_traces", "tail_sample",
+    "TailSamplingProcessor", "TraceSummary", "compare_sampling", "head_sample", "simulate_workload",
+    "summarize_traces", "tail_sample",
     "LEVELS", "JsonFormatter", "LogQueryError", "LogStore", "LogStoreHandler", "TraceContextFilter",
     "fts5_available", "parse_log_query", "service_logger",
     "DrillDownError", "drill_down", "read_exemplars",

@@ -21,6 +21,15 @@ error traces kept, their share of what is stored and the share of all error trac
 workload in virtual time (``TracedShop`` with every span recorded), so the numbers are a
 pure function of the seed.
 
+``TailSamplingProcessor`` is the same policy as a live SDK ``SpanProcessor`` (what the
+Collector's ``tail_sampling`` processor does, in process): it buffers each trace's ended
+spans for ``decision_wait`` seconds of the injected clock after the trace's first span
+ended, then exports them all if the trace has an ERROR span or lasted more than
+``slow_threshold``, or with probability ``baseline`` otherwise (seeded), and drops them
+else. ``max_buffered`` records the most spans it held at once: the memory tail sampling
+costs. A span ending after its trace was decided starts a new buffer and is judged alone
+(``late_spans`` counts them): keep ``decision_wait`` above the longest trace.
+
 Costs the numbers do not show: tail sampling must buffer every span of every trace for
 the decision window and route all spans of a trace to one decider; head sampling costs
 nothing and also spares the services the work of recording unsampled spans.
@@ -28,10 +37,14 @@ nothing and also spares the services the work of recording unsampled spans.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
 
+from opentelemetry.sdk.trace import SpanProcessor
 from opentelemetry.sdk.trace.sampling import TraceIdRatioBased
+from opentelemetry.trace import StatusCode
 
+from workbook.core.clock import Clock, LoopClock
 from workbook.core.params import check_int, check_number
 from workbook.core.seeds import stream
 from workbook.core.virtual_time import run_virtual
@@ -39,7 +52,7 @@ from workbook.observability.trace_analysis import traces_by_id
 from workbook.observability.traced_shop import ShopConfig, TracedShop
 
 __all__ = ["TraceSummary", "summarize_traces", "head_sample", "tail_sample", "compare_sampling",
-           "simulate_workload"]
+           "simulate_workload", "TailSamplingProcessor"]
 
 
 @dataclass(frozen=True)
@@ -120,3 +133,64 @@ def simulate_workload(seed: int, *, rate: float = 20.0, duration: float = 60.0,
     shop = TracedShop(seed, config)
     run_virtual(shop.run(rate=rate, duration=duration))
     return summarize_traces(shop.tracing.spans())
+
+
+class TailSamplingProcessor(SpanProcessor):
+    """Tail sampling as a live ``SpanProcessor`` (module doc)."""
+
+    def __init__(self, exporter, *, slow_threshold: float, decision_wait: float = 5.0, baseline: float = 0.0,
+                 seed: int = 0, clock: Clock | None = None):
+        self.exporter = exporter
+        self.slow_threshold = check_number("slow_threshold", slow_threshold, minimum=0)
+        self.decision_wait = check_number("decision_wait", decision_wait, minimum=0)
+        self.baseline = check_number("baseline", baseline, minimum=0, maximum=1)
+        self.clock = clock or LoopClock()
+        self._rng = stream(seed, "tail-sampling-processor")
+        self._buffer: OrderedDict[int, tuple[float, list]] = OrderedDict()  # first-seen order = decision order
+        self._decided: set[int] = set()
+        self.buffered = self.max_buffered = 0
+        self.kept = self.dropped = self.late_spans = 0
+
+    def on_start(self, span, parent_context=None) -> None:
+        pass
+
+    def on_end(self, span) -> None:
+        now = self.clock.now()
+        trace_id = span.context.trace_id
+        if trace_id in self._decided:
+            self.late_spans += 1
+        entry = self._buffer.get(trace_id)
+        if entry is None:
+            entry = self._buffer[trace_id] = (now, [])
+        entry[1].append(span)
+        self.buffered += 1
+        self.max_buffered = max(self.max_buffered, self.buffered)
+        self._decide_due(now)
+
+    def _decide_due(self, now: float) -> None:
+        while self._buffer:
+            trace_id, (first, _) = next(iter(self._buffer.items()))
+            if now - first < self.decision_wait:
+                return
+            self._decide(trace_id)
+
+    def _decide(self, trace_id: int) -> None:
+        _, spans = self._buffer.pop(trace_id)
+        self.buffered -= len(spans)
+        self._decided.add(trace_id)
+        duration = (max(s.end_time for s in spans) - min(s.start_time for s in spans)) / 1e9
+        error = any(s.status.status_code is StatusCode.ERROR for s in spans)
+        if error or duration > self.slow_threshold or (self.baseline and self._rng.random() < self.baseline):
+            self.kept += 1
+            self.exporter.export(spans)
+        else:
+            self.dropped += 1
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        """Decide every buffered trace now (the end of a run)."""
+        while self._buffer:
+            self._decide(next(iter(self._buffer)))
+        return True
+
+    def shutdown(self) -> None:
+        self.force_flush()

@@ -76,14 +76,16 @@ class Tracing:
     """Tracer providers per service sharing one in-memory exporter, clock, ids and sampler (module doc)."""
 
     def __init__(self, *, seed: int | None = None, clock: Clock | None = None, sampler: Sampler | None = None,
-                 epoch: float = 0.0, exporter=None):
+                 epoch: float = 0.0, exporter=None, processor=None):
         self.clock = clock or LoopClock()
         self.epoch = check_number("epoch", epoch, minimum=0)
         self.seed = seed
         self.id_generator = SeededIdGenerator(seed) if seed is not None else RandomIdGenerator()
         self.sampler = sampler or ALWAYS_ON
         self.exporter = exporter if exporter is not None else InMemorySpanExporter()
-        self._processor = SimpleSpanProcessor(self.exporter)
+        # ``processor`` replaces the default SimpleSpanProcessor(exporter): e.g. a
+        # TailSamplingProcessor that exports to ``exporter`` only the traces it keeps
+        self._processor = processor if processor is not None else SimpleSpanProcessor(self.exporter)
         self._tracers: dict[str, ServiceTracer] = {}
 
     def now_ns(self) -> int:
