@@ -14,21 +14,24 @@ from workbook.core.clock import ManualClock, WallClock
 from workbook.core.realtime import serve
 from workbook.core.virtual_time import run_virtual
 from workbook.messaging import InMemoryBroker
-from workbook.observability import (SeededIdGenerator, ServiceTracer, TracedHandler, TracedShop, Tracing,
+from workbook.observability import (LogStore, SeededIdGenerator, ServiceTracer, TracedHandler, TracedShop, Tracing,
                                     client_trace_config, head_sample, inject_context, parse_traceparent,
-                                    process_span, publish_traced, span_records, summarize_traces,
-                                    tracing_middleware)
+                                    process_span, publish_traced, service_logger, span_records,
+                                    summarize_traces, tracing_middleware)
 
 TIMEOUT = aiohttp.ClientTimeout(total=5)
 VALID = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
 
-def _hop_app(tracer: ServiceTracer, downstream: str | None, broker=None, sink=None):
+def _hop_app(tracer: ServiceTracer, downstream: str | None, broker=None, sink=None, logs=None):
     """A demo service: GET /work calls ``downstream`` (or publishes to the broker when last)."""
     app = web.Application(middlewares=[tracing_middleware(tracer)])
+    log = service_logger(tracer.service, logs) if logs is not None else None
 
     async def work(request):
         tracer.event("work started", {"hop": tracer.service})
+        if log is not None:
+            log.info("work started at %s", tracer.service)
         if downstream is not None:
             async with aiohttp.ClientSession(trace_configs=[client_trace_config(tracer)], timeout=TIMEOUT) as http:
                 async with http.get(f"{downstream}/work") as r:
@@ -60,15 +63,16 @@ def _by_name(records, service, name):
 
 def test_one_trace_through_three_http_hops_and_the_broker_with_parents_and_the_link():
     tracing = Tracing(seed=7, clock=WallClock())
+    logs = LogStore()
 
     async def main():
         broker = InMemoryBroker(clock=WallClock())
         await broker.create_topic("orders.placed")
         await broker.create_group("orders.placed", "shipping")
-        inventory = _hop_app(tracing.tracer("inventory"), None, broker)
+        inventory = _hop_app(tracing.tracer("inventory"), None, broker, logs=logs)
         async with serve(inventory) as (inv_url,):
-            async with serve(_hop_app(tracing.tracer("orders"), inv_url)) as (orders_url,):
-                async with serve(_hop_app(tracing.tracer("gateway"), orders_url)) as (gw_url,):
+            async with serve(_hop_app(tracing.tracer("orders"), inv_url, logs=logs)) as (orders_url,):
+                async with serve(_hop_app(tracing.tracer("gateway"), orders_url, logs=logs)) as (gw_url,):
                     client = tracing.tracer("client")
                     with client.span("checkout"):
                         async with aiohttp.ClientSession(trace_configs=[client_trace_config(client)],
@@ -108,6 +112,10 @@ def test_one_trace_through_three_http_hops_and_the_broker_with_parents_and_the_l
     assert server.attributes["http.route"] == "/work" and server.attributes["http.response.status_code"] == 200
     assert [e[0] for e in server.events] == ["work started"]
     assert all(r.status == "UNSET" for r in rs)
+    # each service's JSON log line carries the trace and its own SERVER span
+    lines = logs.query(trace_id=root.trace_id)
+    assert [(line["service"], line["span_id"]) for line in lines] == [
+        ("gateway", chain[2].span_id), ("orders", chain[4].span_id), ("inventory", chain[6].span_id)]
 
 
 def test_consumer_of_a_batch_starts_its_own_trace_and_keeps_only_the_link():
