@@ -189,7 +189,8 @@ def test_headers_follow_the_ietf_draft():
     headers = ratelimit_headers(policy, refused)
     assert headers["Retry-After"] == "1" and headers["RateLimit"] == '"per-client";r=0;t=18'
     burst = RateLimitPolicy("token_bucket", 10, 1.0, burst=20, name="burst")
-    assert ratelimit_policy_header(policy, burst) == '"per-client";q=100;w=60, "burst";q=20;w=1'
+    # a bucket of 20 refilling at 10/s: 20 per the 2 s it takes to refill
+    assert ratelimit_policy_header(policy, burst) == '"per-client";q=100;w=60, "burst";q=20;w=2'
     assert ratelimit_header(burst, ok, partition_key="alice") == '"burst";r=42;t=18;pk=:YWxpY2U=:'
 
 
@@ -284,3 +285,15 @@ def test_a_clock_stepping_back_does_not_reopen_a_window(algorithm):
     assert bits(limiter.hit("k") for _ in range(3)) == "111"
     clock.t = 9.9  # stepped back into the previous window
     assert bits(limiter.hit("k") for _ in range(3)) == "000"
+
+
+def test_headers_of_a_fail_closed_refusal_carry_its_retry_after():
+    policy = RateLimitPolicy("gcra", 10, 1.0)
+    refused = RateLimitDecision(False, 10, 0, 3.0, 3.0, fail_mode="closed")
+    headers = ratelimit_headers(policy, refused)
+    assert headers["Retry-After"] == "3" and headers["RateLimit"] == '"default";r=0;t=3'
+
+
+def test_a_policy_name_outside_printable_ascii_is_refused_by_name():
+    with pytest.raises(ParameterError, match="'name'"):
+        ratelimit_policy_header(RateLimitPolicy("gcra", 10, 1.0, name="péage"))

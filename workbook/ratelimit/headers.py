@@ -38,11 +38,13 @@ def _pk(partition_key: str | bytes | None) -> str:
 
 
 def ratelimit_policy_header(*policies: RateLimitPolicy, partition_key: str | bytes | None = None) -> str:
-    """``RateLimit-Policy`` for one or more policies (quota ``q`` = capacity, window ``w`` =
-    period in whole seconds, at least 1)."""
+    """``RateLimit-Policy`` for one or more policies: quota ``q`` = capacity (``limit`` for a
+    window, ``burst`` for a bucket), window ``w`` = the time that capacity takes to come
+    back (``period`` for a window, ``burst / rate`` for a bucket), in whole seconds, at least
+    1. So ``r`` never exceeds ``q`` and ``t`` never exceeds ``w``."""
     if not policies:
         raise ParameterError("policies", policies, "at least one RateLimitPolicy")
-    return ", ".join(f"{_sf_string(p.name)};q={p.capacity};w={max(1, _seconds(p.period))}{_pk(partition_key)}"
+    return ", ".join(f"{_sf_string(p.name)};q={p.capacity};w={max(1, _seconds(p.capacity / p.rate))}{_pk(partition_key)}"
                      for p in policies)
 
 
