@@ -320,3 +320,16 @@ def test_under_run_virtual_span_times_are_the_virtual_clock():
     assert (outer.start_time, outer.end_time) == (1000_000_000_000, 1002_625_000_000)
     assert (inner.start_time, inner.end_time) == (1002_500_000_000, 1002_625_000_000)
     assert inner.parent.span_id == outer.context.span_id
+
+
+@pytest.mark.parametrize("call,name", [
+    (lambda: Tracing(clock=ManualClock()).tracer(""), "'service'"),
+    (lambda: SeededIdGenerator(-1), "'seed'"),
+    (lambda: parse_traceparent(None), "'traceparent'"),
+    (lambda: Tracing(epoch=-1.0), "'epoch'"),
+])
+def test_bad_arguments_are_named(call, name):
+    from workbook.core.errors import ParameterError
+
+    with pytest.raises(ParameterError, match=name):
+        call()

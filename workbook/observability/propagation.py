@@ -40,6 +40,7 @@ from opentelemetry.context import Context
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+from workbook.core.errors import ParameterError
 from workbook.observability.tracing import ServiceTracer
 
 __all__ = ["PROPAGATOR", "inject_context", "extract_context", "parse_traceparent", "tracing_middleware",
@@ -64,6 +65,8 @@ def extract_context(headers) -> Context:
 
 def parse_traceparent(value: str) -> trace.SpanContext | None:
     """The remote span context of a ``traceparent`` value, or ``None`` if the spec says ignore it."""
+    if not isinstance(value, str):
+        raise ParameterError("traceparent", value, "a header value (str)")
     ctx = trace.get_current_span(extract_context({"traceparent": value})).get_span_context()
     return ctx if ctx.is_valid else None
 

@@ -43,7 +43,8 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_ON, Sampler
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 
 from workbook.core.clock import Clock, LoopClock
-from workbook.core.params import check_number
+from workbook.core.errors import ParameterError
+from workbook.core.params import check_int, check_number
 from workbook.core.seeds import stream
 
 __all__ = ["Tracing", "ServiceTracer", "SeededIdGenerator", "current_ids",
@@ -56,7 +57,7 @@ class SeededIdGenerator(IdGenerator):
     Ids are never zero (the W3C spec makes all-zero ids invalid)."""
 
     def __init__(self, seed: int):
-        self.seed = seed
+        self.seed = check_int("seed", seed, minimum=0)
         self._rng = stream(seed, "otel-ids")
 
     def generate_span_id(self) -> int:
@@ -99,7 +100,7 @@ class Tracing:
     def tracer(self, service: str) -> "ServiceTracer":
         """The tracer of ``service`` (created on first use, with its own provider and resource)."""
         if not isinstance(service, str) or not service:
-            raise ValueError(f"service: expected a non-empty string, got {service!r}")
+            raise ParameterError("service", service, "a non-empty string (the service.name resource attribute)")
         if service not in self._tracers:
             provider = TracerProvider(sampler=self.sampler, resource=Resource.create({"service.name": service}),
                                       id_generator=self.id_generator)
