@@ -69,3 +69,13 @@ def test_fail_modes(redis_server):  # needs redis-server; starts and stops its o
                                    "failed_closed": 0, "warnings_logged": 1}
     assert result["fail closed"]["refused"] == 4 and result["fail closed"]["failed_closed"] == 4
     assert result["article"]["admitted"] == 4 and result["article"]["warnings_logged"] == 0
+
+
+def test_panel_rate_and_burst_for_every_algorithm():
+    for algorithm in RATE_LIMIT_ALGORITHMS:
+        out = runs.panel(algorithm, 10.0, 10)
+        assert out["admitted"] + out["rejected"] == len(runs.crafted_arrivals())
+        assert out["admitted"] == {r["algorithm"]: r for r in runs.timeline_summary()}[algorithm]["admitted"]
+    assert runs.panel("gcra", 5.0, 2)["admitted"] < runs.panel("gcra", 10.0, 10)["admitted"]
+    with pytest.raises(ParameterError, match="'rate'"):
+        runs.panel("gcra", 0, 10)

@@ -4,8 +4,8 @@ for the notebook to print and plot.
 * ``crafted_arrivals()`` / ``admissions_over_time(...)``: a fixed timeline (a burst, a
   steady stream above the rate, a burst straddling a window edge, a quiet spell, a last
   burst) run through each algorithm in memory on a ``ManualClock``: exact, the same at
-  every run. ``timeline_summary`` counts per algorithm; ``binned`` per time bin (the
-  rate-limit panel's figure).
+  every run. ``timeline_summary`` counts per algorithm; ``binned`` per time bin; ``panel``
+  is what the notebook's rate-limit panel (algorithm, rate, burst) draws.
 * ``article_boundary_burst(redis_url)``: the article's fixed window admits twice its limit
   across a window edge; the workbook's six algorithms on the same requests.
 * ``article_concurrency(redis_url)``: 1,000 concurrent requests against a limit of 100,
@@ -71,6 +71,16 @@ def binned(rows: list[dict], width: float = 0.25) -> list[dict]:
     for r in rows:
         bins[int(r["t"] / width + 1e-9)]["admitted" if r["allowed"] else "rejected"] += 1
     return bins
+
+
+def panel(algorithm: str, rate: float, burst: int, width: float = 0.25) -> dict:
+    """What the rate-limit panel (algorithm, rate, burst) draws: admitted and rejected per
+    bin of ``crafted_arrivals()``, and the totals. A window algorithm admits ``burst`` per
+    ``burst / rate`` seconds, so the three knobs mean the same for all six."""
+    policy = RateLimitPolicy.from_rate(algorithm, rate, burst)
+    rows = admissions_over_time(algorithm, policy.limit, policy.period, policy.burst)
+    return {"algorithm": algorithm, "rate": policy.rate, "burst": policy.capacity, "bins": binned(rows, width),
+            "admitted": sum(r["allowed"] for r in rows), "rejected": sum(not r["allowed"] for r in rows)}
 
 
 def timeline_summary(limit: int = 10, period: float = 1.0, burst: int | None = None) -> list[dict]:
