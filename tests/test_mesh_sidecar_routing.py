@@ -300,3 +300,18 @@ def test_configuration_changed_while_traffic_runs_takes_effect_at_the_next_reque
     assert {r.subset for r in after} == {"v2"} and all(r.status == 200 for r in sc.records)
     served_v1 = [t for t, event, _, dst, _ in net.log if event == "send" and dst == "shop-v1"]
     assert served_v1 and max(served_v1) < 5.0
+
+
+def test_an_endpoint_moved_to_a_new_address_is_reached_at_the_new_one():
+    seen = []
+
+    async def transport(endpoint, request):
+        seen.append(endpoint.address)
+        return Response(200, "ok")
+
+    sc = Sidecar("c", [Endpoint("shop-v1", "shop", {"version": "v1"}, address="old")], transport,
+                 config=resources(SPLIT_VS.replace("weight: 20", "weight: 0"), SUBSETS))
+    run_virtual(sc.handle(Request("GET", "/", {"host": "shop"})))
+    sc.set_endpoints([Endpoint("shop-v1", "shop", {"version": "v1"}, address="new")])
+    run_virtual(sc.handle(Request("GET", "/", {"host": "shop"})))
+    assert seen == ["old", "new"]

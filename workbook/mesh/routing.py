@@ -321,6 +321,9 @@ def compile_traffic(resources: Iterable[MeshResource], *, schemas: IstioSchemas 
         first = report.errors[0]
         raise MeshConfigError(first.source, f"{first.resource}: {first.path}",
                               "a resource Istio's schema accepts (nothing was applied)", first.message)
+    for r in resources:
+        if r.kind == "VirtualService":
+            _webhook_checks(r)
     hosts: dict[str, HostRules] = {}
     for r in resources:
         if r.kind == "DestinationRule":
@@ -339,6 +342,26 @@ def compile_traffic(resources: Iterable[MeshResource], *, schemas: IstioSchemas 
             compiled = tuple(_route(h, i, r) for i, h in enumerate(r.spec.get("http") or []))
             routes.append((vs_hosts, compiled))
     return TrafficConfig(tuple(routes), hosts, namespace)
+
+
+def _webhook_checks(r: MeshResource) -> None:
+    """What Istio's validating webhook refuses beyond the schema (``pkg/config/validation``)."""
+    for i, http in enumerate(r.spec.get("http") or []):
+        path = f"spec.http[{i}]"
+        retries = http.get("retries") or {}
+        if int(retries.get("attempts", 0)) < 0:
+            raise _error(r, f"{path}.retries.attempts", "an integer >= 0", retries["attempts"])
+        fault = http.get("fault") or {}
+        for kind in ("delay", "abort"):
+            value = ((fault.get(kind) or {}).get("percentage") or {}).get("value")
+            if value is not None and not 0 <= float(value) <= 100:
+                raise _error(r, f"{path}.fault.{kind}.percentage.value", "a percentage in [0, 100]", value)
+        status = (fault.get("abort") or {}).get("httpStatus")
+        if status is not None and not 200 <= int(status) <= 599:
+            raise _error(r, f"{path}.fault.abort.httpStatus", "an HTTP status in [200, 599]", status)
+        for j, d in enumerate(http.get("route") or []):
+            if int(d.get("weight", 0)) < 0:
+                raise _error(r, f"{path}.route[{j}].weight", "a weight >= 0", d["weight"])
 
 
 def _error(r: MeshResource, path: str, expected: str, got=None) -> MeshConfigError:

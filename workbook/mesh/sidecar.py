@@ -142,7 +142,7 @@ class _Cluster:
                 self.balancer = make_balancer(policy.load_balancer, [], clock=self.clock, **options)
                 self._offered = None
             self.policy = policy
-        if names != [e.name for e in self.endpoints]:
+        if list(endpoints) != self.endpoints:  # a new address under an old name counts as a change
             self.endpoints = list(endpoints)
             if self.detector is not None:
                 self.detector.set_hosts(names)
