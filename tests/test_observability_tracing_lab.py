@@ -3,7 +3,8 @@
 import asyncio
 
 from workbook.labs.ch08_observability.traces import (TRACEPARENT_CASES, dependency_edges, drill_down_demo,
-                                                     live_trace, one_request, sampling_table, traceparent_table)
+                                                     live_trace, one_request, sampling_sweep, sampling_table,
+                                                     tail_buffer_cost, traceparent_table)
 
 
 def test_traceparent_table_accepts_only_the_valid_and_future_versions():
@@ -55,3 +56,12 @@ def test_drill_down_demo_goes_from_the_alert_to_the_exemplar_trace_to_its_logs()
     assert {row["service"] for row in logs} >= {"gateway", "orders", "inventory"}
     assert any(row["level"] == "WARNING" and "slow stock lookup" in row["message"] for row in logs)
     assert result == drill_down_demo(0), "reproducible for a seed"
+
+
+def test_sampling_sweep_and_the_tail_samplers_buffer():
+    rows = sampling_sweep(2, ratios=(0.05, 0.2), duration=30)
+    assert [r["ratio"] for r in rows] == [0.05, 0.2] and rows[0]["kept"] < rows[1]["kept"]
+    assert all(r["tail_errors_kept"] >= r["head_errors_kept"] for r in rows)
+    cost = tail_buffer_cost(2, duration=20)
+    assert cost["late_spans"] == 0 and cost["traces_kept"] > 0 and cost["max_spans_buffered"] > 0
+    assert cost == tail_buffer_cost(2, duration=20)

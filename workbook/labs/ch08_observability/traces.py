@@ -11,7 +11,9 @@
 * ``dependency_edges(seed)``: the service graph derived from the spans of a run, as edge
   rows (calls, errors, error rate) and the ``networkx`` graph.
 * ``sampling_table(seed)``: head-based ``TraceIdRatioBased`` against tail-based sampling
-  at the same budget, on the same seeded workload.
+  at the same budget, on the same seeded workload; ``sampling_sweep(seed, ratios)`` the
+  same for several budgets (a figure's points); ``tail_buffer_cost(seed)`` what the live
+  ``TailSamplingProcessor`` holds in memory to decide.
 * ``drill_down_demo(seed)``: an incident (slow stock lookups for a few minutes), scraped
   every 15 s in virtual time, a p90 latency alert with ``for: 2m``; when it fires, the
   exemplar trace of a slow checkout and the logs of that trace.
@@ -21,19 +23,20 @@ from __future__ import annotations
 
 import aiohttp
 from aiohttp import web
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from workbook.core.clock import WallClock
 from workbook.core.realtime import serve
 from workbook.core.virtual_time import run_virtual
 from workbook.messaging import InMemoryBroker
-from workbook.observability import (Engine, RuleEvaluator, Scraper, SeriesStore, ShopConfig, TracedShop, Tracing,
-                                    client_trace_config, compare_sampling, critical_path, dependency_graph,
-                                    drill_down, load_rules, parse_traceparent, process_span, publish_traced,
-                                    read_exemplars, simulate_workload, span_records, traces_by_id,
+from workbook.observability import (Engine, RuleEvaluator, Scraper, SeriesStore, ShopConfig, TailSamplingProcessor,
+                                    TracedShop, Tracing, client_trace_config, compare_sampling, critical_path,
+                                    dependency_graph, drill_down, load_rules, parse_traceparent, process_span,
+                                    publish_traced, read_exemplars, simulate_workload, span_records, traces_by_id,
                                     tracing_middleware, waterfall)
 
 __all__ = ["TRACEPARENT_CASES", "traceparent_table", "live_trace", "one_request", "dependency_edges",
-           "sampling_table", "drill_down_demo", "SLOW_CHECKOUT_RULES"]
+           "sampling_table", "sampling_sweep", "tail_buffer_cost", "drill_down_demo", "SLOW_CHECKOUT_RULES"]
 
 TRACEPARENT_CASES = {
     "valid, sampled": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
@@ -137,6 +140,33 @@ def sampling_table(seed: int = 0, *, ratio: float = 0.1, rate: float = 20.0, dur
     """Head against tail sampling at the same budget on one seeded workload."""
     summaries = simulate_workload(seed, rate=rate, duration=duration, config=ShopConfig(error_rate=error_rate))
     return compare_sampling(summaries, ratio=ratio, slow_threshold=slow_threshold, seed=seed)
+
+
+def sampling_sweep(seed: int = 0, ratios=(0.01, 0.02, 0.05, 0.1, 0.2, 0.5), *, rate: float = 20.0,
+                   duration: float = 60.0, error_rate: float = 0.02, slow_threshold: float = 0.25) -> list[dict]:
+    """Rows per ratio: traces kept, and error traces kept by head and by tail at that budget."""
+    summaries = simulate_workload(seed, rate=rate, duration=duration, config=ShopConfig(error_rate=error_rate))
+    rows = []
+    for ratio in ratios:
+        head, tail = compare_sampling(summaries, ratio=ratio, slow_threshold=slow_threshold, seed=seed)
+        rows.append({"ratio": ratio, "kept": head["kept"], "error_traces": head["error_traces"],
+                     "head_errors_kept": head["errors_kept"], "tail_errors_kept": tail["errors_kept"],
+                     "head_error_recall": head["error_recall"], "tail_error_recall": tail["error_recall"]})
+    return rows
+
+
+def tail_buffer_cost(seed: int = 0, *, rate: float = 20.0, duration: float = 60.0, decision_wait: float = 5.0,
+                     slow_threshold: float = 0.25, error_rate: float = 0.02) -> dict:
+    """Spans recorded, traces kept and dropped, and the most spans buffered at once by a live tail sampler."""
+    kept = InMemorySpanExporter()
+    tail = TailSamplingProcessor(kept, slow_threshold=slow_threshold, decision_wait=decision_wait, seed=seed)
+    shop = TracedShop(seed, ShopConfig(error_rate=error_rate), tracing=Tracing(seed=seed, exporter=kept,
+                                                                              processor=tail))
+    run_virtual(shop.run(rate=rate, duration=duration))
+    tail.force_flush()
+    spans = len(kept.get_finished_spans())
+    return {"decision_wait_s": decision_wait, "traces_kept": tail.kept, "traces_dropped": tail.dropped,
+            "spans_exported": spans, "max_spans_buffered": tail.max_buffered, "late_spans": tail.late_spans}
 
 
 SLOW_CHECKOUT_RULES = """
