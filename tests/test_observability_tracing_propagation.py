@@ -235,6 +235,7 @@ def test_status_codes_errors_and_attributes_on_server_and_client_spans():
     assert boom.status == "ERROR" and boom.attributes["http.response.status_code"] == 500
     assert [e[0] for e in boom.events] == ["exception"]
     assert boom.events[0][2]["exception.type"] == "RuntimeError"
+    assert tracing.spans()[0].status.description == "RuntimeError: database on fire", "the cause, not just 500"
     missing = _by_name(rs, "svc", "GET /missing/{id}")
     assert missing.status == "UNSET", "a 4xx is not a server error"
     assert missing.attributes["http.route"] == "/missing/{id}" and missing.attributes["url.path"] == "/missing/42"

@@ -92,7 +92,7 @@ def tracing_middleware(tracer: ServiceTracer, *, skip=("/metrics", "/health")):
             attributes["server.port"] = int(port)
         span = tracer.start(f"{request.method} {route}", kind=SpanKind.SERVER,
                             context=extract_context(request.headers), attributes=attributes)
-        status = 500
+        status, recorded = 500, False
         try:
             with trace.use_span(span, end_on_exit=False, record_exception=False, set_status_on_exception=False):
                 try:
@@ -103,11 +103,12 @@ def tracing_middleware(tracer: ServiceTracer, *, skip=("/metrics", "/health")):
                     status = exc.status
                     raise
                 except BaseException as exc:
-                    tracer.record_error(span, exc)
+                    tracer.record_error(span, exc)  # the status names the exception, not just "HTTP 500"
+                    recorded = True
                     raise
         finally:
             span.set_attribute("http.response.status_code", status)
-            if status >= 500:
+            if status >= 500 and not recorded:
                 span.set_status(Status(StatusCode.ERROR, f"HTTP {status}"))
             tracer.end(span)
 
