@@ -129,7 +129,8 @@ def test_live_per_try_timeout_and_no_route_and_dead_endpoint():
             status, _ = await m.get()
             elapsed = time.monotonic() - began
             no_route = await m.get("/orders")
-            m.client_sidecar.set_endpoints([Endpoint("shop-v1", "shop", {"version": "v1"}, address=f"http://127.0.0.1:{free_port()}")])
+            dead_address = f"http://127.0.0.1:{free_port()}"
+            m.client_sidecar.set_endpoints([Endpoint("shop-v1", "shop", {"version": "v1"}, address=dead_address)])
             dead = await m.get()
             m.demo["v1"][FAULTS].update({"latency": 0.0})
             return status, elapsed, no_route, dead, m.client_sidecar.records

@@ -24,9 +24,9 @@ def config(http: str = "", policy: str = "loadBalancer: {simple: ROUND_ROBIN}"):
 
 
 class Script:
-    """Each endpoint answers from a list of outcomes (int status, 'refuse', 'reset', ('hang', s), ('slow', s, status))."""
+    """Each endpoint answers from a list of outcomes: a status, 'refuse', 'reset', ('hang', s), ('slow', s, status)."""
 
-    def __init__(self, clock_sleep=asyncio.sleep, **scripts):
+    def __init__(self, **scripts):
         self.scripts = {k.replace("_", "-"): list(v) for k, v in scripts.items()}
         self.calls: list[tuple[float, str]] = []
 
@@ -122,7 +122,8 @@ def test_per_try_timeout_retries_and_ends_in_504_ut():
 
 
 def test_per_try_timeout_is_not_retried_under_connect_failure_only():
-    sc = make(Script(shop_1=[("hang", 5.0), 200]), 'retries: {attempts: 2, perTryTimeout: 1s, retryOn: connect-failure}')
+    sc = make(Script(shop_1=[("hang", 5.0), 200]),
+              'retries: {attempts: 2, perTryTimeout: 1s, retryOn: connect-failure}')
     assert one(sc).status == 504 and sc.records[-1].tries == 1
 
 

@@ -188,3 +188,45 @@ def test_tail_sampling_processor_exports_exactly_the_error_and_slow_traces_of_a_
     assert tail.kept == len(wanted) and tail.kept + tail.dropped == len(summaries) and tail.late_spans == 0
     assert len(kept.get_finished_spans()) == sum(summaries[t].spans for t in wanted), "whole traces kept"
     assert 0 < tail.max_buffered < len(everything.tracing.spans()), "the buffer holds a window, not the run"
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+from workbook.observability import SpanRecord  # noqa: E402
+
+
+@st.composite
+def span_trees(draw):
+    """Random span trees (ms): children start inside their parent and may end after it."""
+    spans = []
+    counter = iter(range(1, 10_000))
+
+    def grow(parent_id, start, end, depth):
+        for _ in range(draw(st.integers(0, 3 if depth < 3 else 0))):
+            s = draw(st.integers(start, end))
+            e = draw(st.integers(s, end + (end - start) // 4))
+            sid = f"{next(counter):016x}"
+            spans.append(SpanRecord("a" * 32, sid, parent_id, f"s{sid[-3:]}", f"svc{depth}", "INTERNAL",
+                                    s * 1_000_000, e * 1_000_000, "UNSET"))
+            grow(sid, s, e, depth + 1)
+
+    end = draw(st.integers(1, 1000))
+    spans.append(SpanRecord("a" * 32, f"{0:016x}", None, "root", "root", "SERVER", 0, end * 1_000_000, "UNSET"))
+    grow(f"{0:016x}", 0, end, 1)
+    return spans
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(span_trees())
+def test_critical_path_segments_tile_the_root_and_lie_inside_their_spans(spans):
+    by_id = {s.span_id: s for s in spans}
+    root = by_id[f"{0:016x}"]
+    path = critical_path(spans)
+    cursor = 0.0
+    for seg in path:
+        assert seg["start_ms"] == pytest.approx(cursor), "contiguous, no overlap, no gap"
+        span = by_id[seg["span_id"]]
+        assert span.start_ns / 1e6 <= seg["start_ms"] + 1e-9
+        assert seg["start_ms"] + seg["duration_ms"] <= span.end_ns / 1e6 + 1e-9
+        cursor = seg["start_ms"] + seg["duration_ms"]
+    assert cursor == pytest.approx(root.duration_ms)

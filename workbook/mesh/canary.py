@@ -132,6 +132,8 @@ async def run_canary(sidecar: Sidecar, route: str, load: Callable[[float], Await
         weight = steps[index]
         start = clock.now()
         await load(analysis.interval)
+        if clock.now() < start + analysis.interval:  # a window is one interval, however the load ended
+            await clock.sleep(start + analysis.interval - clock.now())
         end = clock.now()
         result, passed = analyse_window(sidecar.records, start, end, canary, route, analysis, weight, failed)
         failed = result.failed_checks
