@@ -35,6 +35,7 @@ import threading
 from collections import deque
 
 from workbook.core.clock import DEFAULT_CLOCK, Clock
+from workbook.core.errors import ParameterError
 from workbook.core.params import check_int
 from workbook.ratelimit.policy import EPSILON, RateLimitDecision, LimiterStats, RateLimitPolicy
 
@@ -47,14 +48,12 @@ class MemoryRateLimiter:
     def __new__(cls, policy: RateLimitPolicy, clock: Clock = DEFAULT_CLOCK, **kwargs):
         if cls is MemoryRateLimiter:
             if not isinstance(policy, RateLimitPolicy):
-                from workbook.core.errors import ParameterError
                 raise ParameterError("policy", policy, "a RateLimitPolicy")
             cls = _BY_ALGORITHM[policy.algorithm]
         return super().__new__(cls)
 
     def __init__(self, policy: RateLimitPolicy, clock: Clock = DEFAULT_CLOCK, *, sweep_every: int = 4096):
         if policy.algorithm != self.algorithm:
-            from workbook.core.errors import ParameterError
             raise ParameterError("policy.algorithm", policy.algorithm, f"{self.algorithm!r} for {type(self).__name__}")
         self.policy = policy
         self.clock = clock
@@ -75,10 +74,11 @@ class MemoryRateLimiter:
     def hit(self, key: str, cost: int = 1) -> RateLimitDecision:
         """Count ``cost`` units for ``key`` now and return the decision.
 
-        Every ``sweep_every`` decisions, the keys whose state no longer matters (a past
-        window, an empty log, a full bucket, a past ``tat``) are dropped, so memory follows
-        the clients active within about one period, not every client ever seen (Redis
-        does the same with key expiry)."""
+        Every ``sweep_every`` decisions, or every as many decisions as there are keys if
+        that is more (so a sweep costs O(1) per decision however many clients there are),
+        the keys whose state no longer matters (a past window, an empty log, a full bucket,
+        a past ``tat``) are dropped: memory follows the clients active within about one
+        period, not every client ever seen (Redis does the same with key expiry)."""
         if cost != 1:
             self._check_cost(cost)
         now = self._now()
@@ -92,8 +92,8 @@ class MemoryRateLimiter:
                 stats.rejected += 1
             self._until_sweep -= 1
             if not self._until_sweep:
-                self._until_sweep = self.sweep_every
                 self._sweep(now)
+                self._until_sweep = max(self.sweep_every, len(self._state))
         return decision
 
     def _sweep(self, now: float) -> None:

@@ -54,6 +54,7 @@ from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from workbook.core.clock import DEFAULT_CLOCK, Clock
+from workbook.core.errors import ParameterError
 from workbook.core.params import check_choice, check_int, check_number
 from workbook.ratelimit.policy import EPSILON, LIMITER_FAIL_MODES, RateLimitDecision, LimiterStats, RateLimitPolicy
 
@@ -230,7 +231,6 @@ class RedisRateLimiter:
                  on_error: str = "closed", retry_after_on_error: float = 1.0, logger: logging.Logger = LOGGER,
                  log_interval: float = 10.0):
         if not isinstance(policy, RateLimitPolicy):
-            from workbook.core.errors import ParameterError
             raise ParameterError("policy", policy, "a RateLimitPolicy")
         self.client = client
         self.policy = policy
