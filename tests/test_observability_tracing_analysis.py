@@ -1,15 +1,16 @@
 """Trace analysis for the figures: waterfall, dependency graph, critical path; head vs tail sampling."""
 
 import pytest
+from hypothesis import given, settings, strategies as st
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from workbook.core.clock import ManualClock
 from workbook.core.virtual_time import run_virtual
-from workbook.observability import (BROKER, ShopConfig, TracedShop, TraceNotFound, TraceSummary, Tracing,
-                                    summarize_traces,
-                                    compare_sampling, critical_path, dependency_graph, head_sample,
-                                    simulate_workload, span_records, tail_sample, traces_by_id, waterfall)
+from workbook.observability import (BROKER, ShopConfig, SpanRecord, TracedShop, TraceNotFound, TraceSummary,
+                                    Tracing, compare_sampling, critical_path, dependency_graph, head_sample,
+                                    simulate_workload, span_records, summarize_traces, tail_sample, traces_by_id,
+                                    waterfall)
 
 
 def _handmade(n_traces=4, error_in=(0,)):
@@ -188,11 +189,6 @@ def test_tail_sampling_processor_exports_exactly_the_error_and_slow_traces_of_a_
     assert tail.kept == len(wanted) and tail.kept + tail.dropped == len(summaries) and tail.late_spans == 0
     assert len(kept.get_finished_spans()) == sum(summaries[t].spans for t in wanted), "whole traces kept"
     assert 0 < tail.max_buffered < len(everything.tracing.spans()), "the buffer holds a window, not the run"
-
-
-from hypothesis import given, settings, strategies as st  # noqa: E402
-
-from workbook.observability import SpanRecord  # noqa: E402
 
 
 @st.composite
