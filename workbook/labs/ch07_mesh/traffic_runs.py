@@ -21,6 +21,7 @@ import asyncio
 import math
 from collections import Counter
 
+from workbook.core.errors import ParameterError
 from workbook.core.load import open_loop
 from workbook.core.resources import data_path
 from workbook.core.seeds import stream
@@ -201,7 +202,7 @@ def canary_run(v2: str = "healthy", seed: int = 0, *, rate: float = 20.0,
     elif v2 == "slow":
         canary.service_time = 0.8
     elif v2 != "healthy":
-        raise ValueError(f"v2 must be 'healthy', 'errors' or 'slow', got {v2!r}")
+        raise ParameterError("v2", v2, "'healthy', 'errors' or 'slow'")
     arrivals = stream(seed, "canary", "arrivals")
 
     async def load(duration):
