@@ -9,7 +9,7 @@ from workbook.core.clock import ManualClock
 from workbook.core.virtual_time import run_virtual
 from workbook.observability import (BROKER, ShopConfig, SpanRecord, TracedShop, TraceNotFound, TraceSummary,
                                     Tracing, compare_sampling, critical_path, dependency_graph, head_sample,
-                                    simulate_workload, span_records, summarize_traces, tail_sample, traces_by_id,
+                                    simulate_workload, summarize_traces, tail_sample, traces_by_id,
                                     waterfall)
 
 
