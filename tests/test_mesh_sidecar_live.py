@@ -13,8 +13,9 @@ import pytest
 
 from workbook.core.external import free_port
 from workbook.core.realtime import serve
-from workbook.mesh import Endpoint, MeshConfigError, Sidecar, parse_resources, sidecar_app
-from workbook.transport.demo_service import FAULTS, make_demo_app
+from workbook.mesh import (Endpoint, MeshConfigError, Sidecar, Workload, authorization_middleware, parse_resources,
+                           policies_from, sidecar_app)
+from workbook.transport.demo_service import COUNTS, FAULTS, make_demo_app
 
 HEADER = "apiVersion: networking.istio.io/v1\nkind: {kind}\nmetadata: {{name: {name}, namespace: default}}\nspec:\n"
 
@@ -45,16 +46,16 @@ async def _unused(*_):  # the proxy app installs the real transport on startup
 class Mesh:
     """Two demo instances (v1, v2), an inbound sidecar beside each, an outbound one for the client."""
 
-    def __init__(self, http="", weights=(100, 0)):
+    def __init__(self, http="", weights=(100, 0), inbound_middlewares=()):
         self.demo = {v: make_demo_app(f"shop-{v}", seed=i) for i, v in enumerate(("v1", "v2"))}
-        self.http, self.weights = http, weights
+        self.http, self.weights, self.inbound_middlewares = http, weights, inbound_middlewares
 
     async def __aenter__(self):
         self._demo = serve(*self.demo.values())
         demo_urls = await self._demo.__aenter__()
         self.inbound = {v: Sidecar(f"shop-{v}-sidecar", [Endpoint("app", "app", address=url)], _unused, inbound="app")
                         for v, url in zip(self.demo, demo_urls)}
-        self._inbound = serve(*(sidecar_app(s) for s in self.inbound.values()))
+        self._inbound = serve(*(sidecar_app(s, middlewares=self.inbound_middlewares) for s in self.inbound.values()))
         inbound_urls = await self._inbound.__aenter__()
         endpoints = [Endpoint(f"shop-{v}", "shop", {"version": v}, address=url)
                      for v, url in zip(self.demo, inbound_urls)]
@@ -168,3 +169,31 @@ def test_live_apply_refuses_an_invalid_configuration_and_keeps_routing():
             return await m.get()
 
     assert asyncio.run(main())[0] == 200
+
+
+AUTHZ = """apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: shop-read-only, namespace: default}
+spec:
+  selector: {matchLabels: {app: shop}}
+  action: ALLOW
+  rules:
+  - to:
+    - operation: {methods: [GET], paths: ["/stock/*"]}
+"""
+
+
+def test_live_inbound_sidecar_forwards_nothing_its_authorization_policy_forbids():
+    policies = policies_from(parse_resources(AUTHZ))
+    guard = authorization_middleware(policies, Workload("shop", "default", {"app": "shop"}))
+
+    async def main():
+        async with Mesh(inbound_middlewares=[guard]) as m:
+            read = await m.get()
+            async with m.session.post(m.url + "/stock/apple", headers={"Host": "shop"}) as resp:
+                write = resp.status, await resp.text()
+            return read[0], write, m.demo["v1"][COUNTS]["stock"], m.inbound["v1"].records
+
+    read, write, handled, inbound_records = asyncio.run(main())
+    assert read == 200 and write[0] == 403 and "RBAC" in write[1]
+    assert handled == 1 and len(inbound_records) == 1  # the POST never reached the sidecar's router nor the app

@@ -315,3 +315,11 @@ def test_an_endpoint_moved_to_a_new_address_is_reached_at_the_new_one():
     sc.set_endpoints([Endpoint("shop-v1", "shop", {"version": "v1"}, address="new")])
     run_virtual(sc.handle(Request("GET", "/", {"host": "shop"})))
     assert seen == ["old", "new"]
+
+
+def test_a_fault_delay_is_outside_the_route_timeout():
+    """The fault filter runs before the router, whose timer starts only then (Istio's fault task relies on it)."""
+    vs = FAULT_VS.replace("DELAY", "100").replace("ABORT", "0").replace("    retries:", "    timeout: 1s\n    retries:")
+    sc, up = sidecar(vs, SUBSETS)
+    response = run_virtual(sc.handle(Request("GET", "/", {"host": "shop"})))
+    assert response.status == 200 and sc.records[-1].latency == pytest.approx(2.0) and sc.records[-1].flags == "DI"
