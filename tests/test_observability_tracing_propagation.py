@@ -334,3 +334,16 @@ def test_bad_arguments_are_named(call, name):
 
     with pytest.raises(ParameterError, match=name):
         call()
+
+
+def test_a_finished_experiments_spans_are_freed():
+    import gc
+    import weakref
+
+    tracing = Tracing(seed=9, clock=ManualClock())
+    with tracing.tracer("a").span("s"):
+        pass
+    exporter = weakref.ref(tracing.exporter)
+    del tracing
+    gc.collect()
+    assert exporter() is None, "no atexit hook (or anything else) keeps the spans alive"

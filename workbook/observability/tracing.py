@@ -102,8 +102,10 @@ class Tracing:
         if not isinstance(service, str) or not service:
             raise ParameterError("service", service, "a non-empty string (the service.name resource attribute)")
         if service not in self._tracers:
+            # shutdown_on_exit=False: the SDK's default registers an atexit hook per provider, which
+            # would keep every experiment's spans alive until the interpreter exits
             provider = TracerProvider(sampler=self.sampler, resource=Resource.create({"service.name": service}),
-                                      id_generator=self.id_generator)
+                                      id_generator=self.id_generator, shutdown_on_exit=False)
             provider.add_span_processor(self._processor)
             self._tracers[service] = ServiceTracer(self, service, provider.get_tracer("workbook.observability"))
         return self._tracers[service]
