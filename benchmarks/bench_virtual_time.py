@@ -22,6 +22,7 @@ once in turn, so a busy machine slows all of them alike.
 import asyncio
 import cProfile
 import gc
+import os
 import pstats
 import random
 import statistics
@@ -220,6 +221,7 @@ def verdict(ratio, target):
 
 
 def run() -> str:
+    load_before = os.getloadavg()[0]
     inter, service = draws()
     theory = (ARRIVAL_RATE / SERVICE_RATE) / (SERVICE_RATE - ARRIVAL_RATE)
 
@@ -250,6 +252,9 @@ def run() -> str:
     lines = [
         f"## Virtual time against SimPy: load {ARRIVAL_RATE / SERVICE_RATE:.1f}, {CUSTOMERS:,} customers "
         f"(wall time, best of {ROUNDS} interleaved rounds)",
+        "",
+        f"Machine load average (1 min) before / after the timings: {load_before:.1f} / {os.getloadavg()[0]:.1f} "
+        f"on {os.cpu_count()} cores (others share this machine; above ~1 the ratios move by 0.1 or more).",
         "",
         "Both sides get the same pre-drawn inter-arrival and service times and must report the same mean wait "
         f"(M/M/1 theory: {theory:.3f}).",
