@@ -60,7 +60,7 @@ class ShopConfig:
     network: float = 0.001
     """One-way network latency of an HTTP call, seconds."""
     broker_delay: float = 0.005
-    """Seconds between the shipping consumer's polls of the broker."""
+    """Seconds from messages being available to the shipping consumer having fetched them."""
     slow_from: float = 0.0
     slow_until: float = float("inf")
 
@@ -199,7 +199,11 @@ class TracedShop:
     async def _shipping(self) -> None:
         tracer, log = self.tracers["shipping"], self.loggers["shipping"]
         while True:
-            deliveries = await self.broker.poll(ORDERS_TOPIC, "shipping", "shipping-1", max_messages=10)
+            # a long poll (no busy loop while idle); ``broker_delay`` is the fetch latency once messages are there
+            deliveries = await self.broker.poll(ORDERS_TOPIC, "shipping", "shipping-1", max_messages=10,
+                                                timeout=1.0)
+            if deliveries:
+                await asyncio.sleep(self.config.broker_delay)
             for d in deliveries:
                 with process_span(tracer, d):
                     await asyncio.sleep(self._draw("shipping", self.config.latency))
@@ -207,7 +211,6 @@ class TracedShop:
                              extra={"request": d.message.payload["order"]})
                 await self.broker.ack(d)
                 self.shipped += 1
-            await asyncio.sleep(self.config.broker_delay)
 
     async def stop(self) -> None:
         """Let the consumer drain what was published, then stop it."""
