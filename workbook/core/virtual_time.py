@@ -78,6 +78,7 @@ class _VirtualThread(threading.local):
 
 
 _virtual_thread = _VirtualThread()
+_install_lock = threading.Lock()
 
 
 def _install_running_loop_shortcut() -> bool:
@@ -88,13 +89,20 @@ def _install_running_loop_shortcut() -> bool:
     costs far more than the rest of a sleep on a virtual machine. 3.12 removed that check
     (gh-100363) and keeps the loop in the thread state, so there this does nothing.
 
-    The replacements return the VirtualTimeLoop that runs in the calling thread, set by
-    ``VirtualTimeLoop.run_forever`` exactly while asyncio itself reports it as running,
-    and otherwise delegate to the functions they replace: every other thread and every
-    other loop sees no difference. A forked child forgets the loop, as CPython's does.
+    The replacements return the VirtualTimeLoop that runs in the calling thread (set by
+    its ``_run_once``, forgotten by its ``run_forever``: only while asyncio itself reports
+    it as running) and otherwise delegate to the functions they replace: every other
+    thread and every other loop sees no difference. A forked child forgets the loop, as
+    CPython's does. Returns whether it installed them now.
     """
-    if sys.version_info >= (3, 12) or getattr(events.get_running_loop, "_virtual_time_shortcut", False):
-        return False
+    with _install_lock:
+        if sys.version_info >= (3, 12) or getattr(events.get_running_loop, "_virtual_time_shortcut", False):
+            return False
+        _wrap_running_loop_getters()
+        return True
+
+
+def _wrap_running_loop_getters():
     c_get, c_get_or_none = events.get_running_loop, events._get_running_loop
     local = _virtual_thread
 
@@ -112,7 +120,6 @@ def _install_running_loop_shortcut() -> bool:
             if getattr(module, original.__name__, None) is original:
                 setattr(module, original.__name__, fn)
     os.register_at_fork(after_in_child=lambda: setattr(local, "loop", None))
-    return True
 
 
 class _Soon(events.Handle):
