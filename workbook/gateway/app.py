@@ -315,7 +315,7 @@ class Gateway:
             try:
                 upstream = await self.forwarder.send(
                     request, self.instances[rs.upstream][backend.name], upstream_path, query, rid,
-                    max_body=route.max_body, entry=entry, idempotent=idempotent)
+                    max_body=route.max_body, entry=entry, idempotent=idempotent, idle_timeout=rs.timeout_seconds)
                 failed = upstream.status >= 500
                 if failed and upstream.status in rs.retries.retry_on_status and not last:
                     upstream.release()

@@ -9,15 +9,15 @@
   (RFC 7239) are **appended** to what the client sent (``, `` separated), never
   overwritten: the upstream sees the whole chain and decides which hops it trusts.
 * ``request_id``: the client's ``X-Request-Id`` is passed on if it is 1-128 characters of
-  ``[A-Za-z0-9._:-]``; otherwise a new one (uuid4 hex) replaces it. It goes to the
+  ``[A-Za-z0-9._:-]``; otherwise a new one (128 random bits, hex) replaces it. It goes to the
   upstream and back to the client, and into the access log.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
-import uuid
 
 from multidict import CIMultiDict
 
@@ -79,4 +79,4 @@ def request_id(headers) -> tuple[str, bool]:
     given = headers.get(REQUEST_ID_HEADER)
     if given is not None and _REQUEST_ID.match(given):
         return given, True
-    return uuid.uuid4().hex, False
+    return os.urandom(16).hex(), False

@@ -92,6 +92,9 @@ def normalize_path(raw: str, *, encoded_slash: str = "reject") -> str:
     if not _ALLOWED.match(raw):
         bad = next(c for c in raw if not _ALLOWED.match(c))
         raise PathRejected(f"character {bad!r} is not allowed in a path (RFC 3986 pchar)")
-    path = _decode_escapes(raw, encoded_slash)
-    path = re.sub(r"/{2,}", "/", path)
-    return remove_dot_segments(path)
+    path = _decode_escapes(raw, encoded_slash) if "%" in raw else raw
+    if "//" in path:
+        path = re.sub(r"/{2,}", "/", path)
+    if "/." in path:
+        path = remove_dot_segments(path)
+    return path

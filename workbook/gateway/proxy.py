@@ -13,7 +13,8 @@ a reset or an early close is ``UpstreamUnavailable``.
 ``Forwarder.relay`` streams the response back: end-to-end headers, ``Content-Length``
 kept when the upstream gave one (else chunked; a body of known length up to ``SMALL``,
 64 KiB, is read and sent with the head in one write: bounded memory, fewer syscalls), ``Content-Encoding`` untouched (the
-client session never decompresses), an idle limit between chunks. A failure after the
+client session never decompresses), the route's timeout as the idle limit between reads
+(the session's ``sock_read``). A failure after the
 head was sent cannot become a 502 any more: the connection is closed so that a truncated
 body never looks complete.
 
@@ -44,12 +45,20 @@ class Forwarder:
             auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar(),
             skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
             connector=aiohttp.TCPConnector(limit=limit))
+        self._timeouts: dict[float | None, aiohttp.ClientTimeout] = {}
+
+    def _timeout(self, idle: float | None) -> aiohttp.ClientTimeout:
+        found = self._timeouts.get(idle)
+        if found is None:
+            found = self._timeouts[idle] = aiohttp.ClientTimeout(total=None, sock_read=idle)
+        return found
 
     async def close(self) -> None:
         await self.session.close()
 
     async def send(self, request: web.BaseRequest, base_url: str, path: str, query: str | None, rid: str, *,
-                   max_body: int, entry: dict, idempotent: bool) -> aiohttp.ClientResponse:
+                   max_body: int, entry: dict, idempotent: bool, idle_timeout: float | None = None
+                   ) -> aiohttp.ClientResponse:
         headers = end_to_end(request.headers, drop=("Host", "Expect", DEADLINE_HEADER, REQUEST_ID_HEADER))
         add_forwarding_headers(headers, remote=request.remote, proto=request.scheme,
                                host=request.headers.get("Host"))
@@ -90,7 +99,7 @@ class Forwarder:
         try:
             async with asyncio.timeout(remaining):
                 return await self.session.request(request.method, url, headers=headers, data=data,
-                                                  allow_redirects=False, timeout=aiohttp.ClientTimeout(total=None))
+                                                  allow_redirects=False, timeout=self._timeout(idle_timeout))
         except (BodyTooLarge, IncompleteBody):
             raise
         except TimeoutError:
@@ -112,34 +121,34 @@ class Forwarder:
 
     async def relay(self, request: web.BaseRequest, upstream: aiohttp.ClientResponse, rid: str, entry: dict, *,
                     idle_timeout: float, extra_headers=None) -> web.StreamResponse:
-        response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
-        for name, value in end_to_end(upstream.headers, drop=("Content-Length",)).items():
-            response.headers.add(name, value)
+        """The upstream's answer to the client. Reads between chunks are limited by the
+        session's ``sock_read`` (the route's timeout, set by ``send``)."""
+        headers = end_to_end(upstream.headers)
+        headers[REQUEST_ID_HEADER] = rid
+        if extra_headers:
+            headers.update(extra_headers)
         length = upstream.headers.get("Content-Length")
-        if length is not None and length.isdigit():
-            response.content_length = int(length)
-        response.headers[REQUEST_ID_HEADER] = rid
-        for name, value in (extra_headers or {}).items():
-            response.headers[name] = value
-        if response.content_length is not None and response.content_length <= SMALL and request.method != "HEAD":
+        known = int(length) if length is not None and length.isdigit() else None
+        if known is not None and known <= SMALL and request.method != "HEAD":
             # a small body of known length: read it and send head and body in one write
             try:
-                async with asyncio.timeout(idle_timeout):
-                    body = await upstream.read()
+                body = await upstream.read()
             except (TimeoutError, aiohttp.ClientError, ConnectionError, OSError) as exc:
-                upstream.release()
                 raise UpstreamUnavailable(f"upstream body failed: {type(exc).__name__}") from None
-            upstream.release()
-            small = web.Response(status=upstream.status, reason=upstream.reason, body=body,
-                                 headers=response.headers)
+            finally:
+                upstream.release()
+            headers.popall("Content-Length", None)
             entry["bytes_out"] += len(body)
-            return small
+            return web.Response(status=upstream.status, reason=upstream.reason, body=body, headers=headers)
+        headers.popall("Content-Length", None)
+        response = web.StreamResponse(status=upstream.status, reason=upstream.reason, headers=headers)
+        if known is not None:
+            response.content_length = known
         try:
             await response.prepare(request)
             if request.method != "HEAD":
                 while True:
-                    async with asyncio.timeout(idle_timeout):
-                        chunk = await upstream.content.readany()
+                    chunk = await upstream.content.readany()
                     if not chunk:
                         break
                     entry["bytes_out"] += len(chunk)
