@@ -45,3 +45,34 @@ def test_health_checks_mark_an_erroring_and_a_hung_host_after_two_failures_and_b
     assert [h for _, h in b] == [True, False, True] and 10.0 < b[1][0] < 14.0 and 20.0 < b[2][0] < 23.0
     c = hosts["c"]["transitions"]
     assert [h for _, h in c] == [True, False] and 5.0 < c[1][0] < 8.0  # a hang is a failure after the timeout
+
+
+def test_without_etcd_the_cluster_demo_returns_the_install_hint_instead_of_raising(monkeypatch):
+    import asyncio
+
+    import workbook.core.etcd_server as etcd_server
+    from workbook.core.external import ServiceUnavailable
+    from workbook.labs.ch05_discovery.cluster_demo import quorum_demo
+
+    def missing(name):
+        raise ServiceUnavailable(f"{name} not found")
+
+    monkeypatch.setattr(etcd_server, "find_executable", missing)
+    result = asyncio.run(quorum_demo())
+    assert result["available"] is False and "apt-get install -y etcd-server" in result["hint"]
+    assert step_lines(result) == [result["hint"]]
+
+
+def test_without_nginx_the_server_side_run_raises_service_unavailable_which_the_notebook_catches(monkeypatch):
+    import asyncio
+
+    import workbook.core.nginx_server as nginx_server
+    from workbook.core.external import ServiceUnavailable
+    from workbook.labs.ch05_discovery.balancing_runs import nginx_passive_health
+
+    def missing(name):
+        raise ServiceUnavailable(f"{name} not found: install it")
+
+    monkeypatch.setattr(nginx_server, "find_executable", missing)
+    with pytest.raises(ServiceUnavailable, match="nginx"):
+        asyncio.run(nginx_passive_health(requests=5, fault_after=2))
