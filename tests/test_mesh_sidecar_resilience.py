@@ -331,3 +331,18 @@ def test_pool_limits_changed_while_traffic_runs_apply_to_the_next_request():
 
 def test_connection_pool_settings_defaults_are_istios_unlimited():
     assert ConnectionPoolSettings().max_connections == 2 ** 32 - 1
+
+
+def test_least_request_sends_fewer_requests_to_a_slow_host():
+    script = Script(shop_1=[("slow", 1.0, 200)], shop_2=[("slow", 0.01, 200)], shop_3=[("slow", 0.01, 200)])
+    sc = make(script, "", "loadBalancer: {simple: LEAST_REQUEST}", hosts=("shop-1", "shop-2", "shop-3"))
+
+    async def main():
+        async def one_more(i):
+            await asyncio.sleep(i * 0.02)
+            await sc.handle(Request("GET", "/", {"host": "shop"}))
+        await asyncio.gather(*(one_more(i) for i in range(150)))
+
+    run_virtual(main())
+    counts = {h: sum(1 for _, n in script.calls if n == h) for h in ("shop-1", "shop-2", "shop-3")}
+    assert counts["shop-1"] < counts["shop-2"] / 2 and counts["shop-1"] < counts["shop-3"] / 2, counts

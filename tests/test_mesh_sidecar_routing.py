@@ -323,3 +323,37 @@ def test_a_fault_delay_is_outside_the_route_timeout():
     sc, up = sidecar(vs, SUBSETS)
     response = run_virtual(sc.handle(Request("GET", "/", {"host": "shop"})))
     assert response.status == 200 and sc.records[-1].latency == pytest.approx(2.0) and sc.records[-1].flags == "DI"
+
+
+REWRITE_VS = """  hosts: [shop]
+  http:
+  - name: api
+    match: [{uri: {prefix: /api/v1/}}]
+    rewrite: {uri: /, authority: shop.internal}
+    route: [{destination: {host: shop, subset: v1}}]
+  - name: legacy
+    match: [{uri: {exact: /old}}]
+    rewrite: {uri: /new}
+    route: [{destination: {host: shop, subset: v1}}]
+"""
+
+
+@pytest.mark.parametrize("path,sent", [("/api/v1/orders/7?x=1", "/orders/7?x=1"), ("/old?y=2", "/new?y=2")])
+def test_rewrite_replaces_the_matched_prefix_or_the_whole_path(path, sent):
+    sc, up = sidecar(REWRITE_VS, SUBSETS)
+    assert run_virtual(sc.handle(Request("GET", path, {"host": "shop"}))).status == 200
+    assert up.seen[-1][1].path == sent
+    if path.startswith("/api"):
+        assert up.seen[-1][1].headers["host"] == "shop.internal"
+
+
+def test_fields_the_sidecar_does_not_execute_are_listed_and_redirects_refused():
+    vs = SPLIT_VS.replace("  - name: split\n", "  - name: split\n    mirror: {host: shadow}\n    corsPolicy: {allowOrigins: "
+                                               "[{exact: 'https://a.example'}]}\n")
+    dr = SUBSETS + "  - name: v3\n    labels: {version: v3}\n    trafficPolicy: {tls: {mode: ISTIO_MUTUAL}}\n"
+    config = compile_traffic(resources(vs, dr))
+    assert config.unsupported == ("VirtualService default/vs: spec.http[0].mirror",
+                                  "VirtualService default/vs: spec.http[0].corsPolicy",
+                                  "DestinationRule default/dr: spec.subsets[2].trafficPolicy.tls")
+    with pytest.raises(MeshConfigError, match="redirect"):
+        compile_traffic(resources("  hosts: [shop]\n  http:\n  - redirect: {uri: /elsewhere}\n"))

@@ -27,7 +27,13 @@ The decision (``TrafficConfig.route``) follows Istio's translation to Envoy rout
   503 retriable; ``perTryTimeout``; ``timeout`` (overall, retries included; none by default);
 * ``fault``: ``delay`` and ``abort`` each with its own ``percentage`` (independent draws);
 * ``headers``: ``request``/``response`` ``set``, ``add`` and ``remove``, at route level and
-  at destination level.
+  at destination level; ``rewrite.uri`` (the matched prefix, or the whole path) and
+  ``rewrite.authority``.
+
+What Istio accepts but this sidecar does not execute (mirroring, CORS, delegation, TCP and
+TLS routes, port-level settings, locality load balancing...) is listed in
+``TrafficConfig.unsupported`` rather than silently dropped; a route with ``redirect`` or
+``directResponse`` instead of destinations is refused with that reason.
 
 DestinationRules give each host a ``TrafficPolicy`` (``connectionPool``, ``loadBalancer``,
 ``outlierDetection``) and subsets (labels plus an optional policy that replaces the
@@ -173,9 +179,26 @@ class HttpRoute:
     request_headers: HeaderOps = HeaderOps()
     response_headers: HeaderOps = HeaderOps()
     virtual_service: str | None = None
+    rewrite_uri: str | None = None
+    rewrite_authority: str | None = None
 
     def matches_request(self, method: str, path: str, headers: Mapping[str, str]) -> bool:
-        return not self.matches or any(m.matches(method, path, headers) for m in self.matches)
+        return self.matching_block(method, path, headers) is not False
+
+    def matching_block(self, method: str, path: str, headers: Mapping[str, str]) -> HttpMatch | None | bool:
+        """The first ``match`` block the request meets, None for a route without any, False: no match."""
+        if not self.matches:
+            return None
+        return next((m for m in self.matches if m.matches(method, path, headers)), False)
+
+    def rewritten_path(self, path: str, block: HttpMatch | None) -> str:
+        """Istio's ``rewrite.uri``: replaces the matched prefix (prefix match), else the whole path."""
+        if self.rewrite_uri is None:
+            return path
+        if block is not None and block.uri is not None and block.uri.kind == "prefix":
+            return self.rewrite_uri + path[len(block.uri.value):]
+        bare, sep, query = path.partition("?")
+        return self.rewrite_uri + sep + query
 
     def pick(self, rng) -> Destination:
         """The destination for one request: Envoy's weighted_clusters draw."""
@@ -248,6 +271,7 @@ class RouteDecision:
 
     route: HttpRoute
     destination: Destination
+    path: str = "/"  # after ``rewrite.uri``
 
 
 def short_host(host: str, namespace: str = "default") -> str:
@@ -270,6 +294,8 @@ class TrafficConfig:
     routes: tuple[tuple[tuple[str, ...], tuple[HttpRoute, ...]], ...] = ()
     hosts: Mapping[str, HostRules] = field(default_factory=dict)
     namespace: str = "default"
+    #: fields present in the resources that the sidecar does not execute, as "Kind ns/name: path"
+    unsupported: tuple[str, ...] = ()
 
     def routes_for(self, host: str) -> tuple[HttpRoute, ...]:
         """The http routes of the first VirtualService whose hosts cover ``host`` (exact before wildcard)."""
@@ -284,8 +310,9 @@ class TrafficConfig:
         """The first route matching, with its destination drawn; None: no route (404 NR)."""
         headers = {k.lower(): v for k, v in headers.items()}
         for route in self.routes_for(headers.get("host", "")):
-            if route.matches_request(method, path, headers):
-                return RouteDecision(route, route.pick(rng))
+            block = route.matching_block(method, path, headers)
+            if block is not False:
+                return RouteDecision(route, route.pick(rng), route.rewritten_path(path, block))
         return None
 
     def rules_for(self, host: str) -> HostRules:
@@ -341,7 +368,37 @@ def compile_traffic(resources: Iterable[MeshResource], *, schemas: IstioSchemas 
             vs_hosts = tuple(short_host(h, r.namespace) for h in r.spec.get("hosts") or ())
             compiled = tuple(_route(h, i, r) for i, h in enumerate(r.spec.get("http") or []))
             routes.append((vs_hosts, compiled))
-    return TrafficConfig(tuple(routes), hosts, namespace)
+    return TrafficConfig(tuple(routes), hosts, namespace, tuple(_unsupported(resources)))
+
+
+_UNSUPPORTED_HTTP = ("mirror", "mirrors", "mirrorPercentage", "mirrorPercent", "corsPolicy", "delegate",
+                     "directResponse")
+_UNSUPPORTED_POLICY = ("portLevelSettings", "tls", "tunnel", "proxyProtocol")
+
+
+def _unsupported(resources: list[MeshResource]):
+    """Fields accepted by Istio that this sidecar does not act on: said, never silently dropped."""
+    for r in resources:
+        spec = r.spec
+        if r.kind == "VirtualService":
+            for key in ("tcp", "tls"):
+                if spec.get(key):
+                    yield f"{r.ref}: spec.{key}"
+            for i, http in enumerate(spec.get("http") or []):
+                for key in _UNSUPPORTED_HTTP:
+                    if key in http:
+                        yield f"{r.ref}: spec.http[{i}].{key}"
+        else:
+            policies = [("spec.trafficPolicy", spec.get("trafficPolicy") or {})]
+            policies += [(f"spec.subsets[{i}].trafficPolicy", s.get("trafficPolicy") or {})
+                         for i, s in enumerate(spec.get("subsets") or [])]
+            for path, policy in policies:
+                for key in _UNSUPPORTED_POLICY:
+                    if key in policy:
+                        yield f"{r.ref}: {path}.{key}"
+                for key in ("localityLbSetting", "warmupDurationSecs", "warmup"):
+                    if key in (policy.get("loadBalancer") or {}):
+                        yield f"{r.ref}: {path}.loadBalancer.{key}"
 
 
 def _webhook_checks(r: MeshResource) -> None:
@@ -419,7 +476,8 @@ def _route(http: dict, index: int, r: MeshResource) -> HttpRoute:
     dests = []
     routes = http.get("route") or []
     if not routes:
-        raise _error(r, f"{path}.route", "at least one destination (redirect and direct responses are not modelled)")
+        raise _error(r, f"{path}.route", "at least one destination (this sidecar executes neither redirect "
+                     "nor directResponse)")
     for j, d in enumerate(routes):
         dest = d["destination"]
         weight = d.get("weight", 100 if len(routes) == 1 else 0)
@@ -456,8 +514,10 @@ def _route(http: dict, index: int, r: MeshResource) -> HttpRoute:
                           _percent(abort) if abort else 0.0)
     headers = http.get("headers") or {}
     timeout = istio_duration(http["timeout"]) if http.get("timeout") else None
+    rewrite = http.get("rewrite") or {}
     return HttpRoute(http.get("name") or f"route-{index}", tuple(matches), tuple(dests), timeout or None, retries,
-                     fault, _header_ops(headers.get("request")), _header_ops(headers.get("response")), r.ref)
+                     fault, _header_ops(headers.get("request")), _header_ops(headers.get("response")), r.ref,
+                     rewrite.get("uri"), rewrite.get("authority"))
 
 
 _LB = {"ROUND_ROBIN": "round_robin", "LEAST_REQUEST": "least_request", "LEAST_CONN": "least_request",

@@ -7,7 +7,7 @@ puts the same ``Sidecar`` behind an aiohttp server). The steps, in Envoy's order
 
 1. **route** (``TrafficConfig.route``): first match wins; none is a local 404 ``NR``;
 2. request **headers** (destination-level ops, then route-level ones, so the route wins,
-   as Envoy's default ``most_specific_header_mutations_wins: false``);
+   as Envoy's default ``most_specific_header_mutations_wins: false``), then ``rewrite``;
 3. **fault** filter: a delay (``DI``) with its own draw, then an abort (``FI``): an aborted
    request is answered here, never forwarded and never retried;
 4. the **cluster** (host, subset): a subset no DestinationRule defines is a 503 ``NC``;
@@ -230,7 +230,8 @@ class Sidecar:
         config = self.config  # one snapshot for the whole request
         if self.inbound is not None:  # Envoy's inbound listener: everything to the local app, no retries
             dest = Destination(self.inbound)
-            decision = RouteDecision(HttpRoute("inbound", destinations=(dest,), retries=RetrySpec(attempts=0)), dest)
+            inbound = HttpRoute("inbound", destinations=(dest,), retries=RetrySpec(attempts=0))
+            decision = RouteDecision(inbound, dest, path)
         else:
             decision = config.route(method, path, headers, self._route_rng)
         if decision is None:
@@ -238,6 +239,8 @@ class Sidecar:
         route, dest = decision.route, decision.destination
         record.route, record.subset = route.name, dest.subset
         headers = route.request_headers.apply(dest.request_headers.apply(headers))
+        if route.rewrite_authority:
+            headers["host"] = route.rewrite_authority
         if route.fault is not None:
             f = route.fault
             if f.delay_percent and self._fault_rng.random() * 100 < f.delay_percent:
@@ -251,7 +254,7 @@ class Sidecar:
                                record, "NC")
         cluster = self._cluster(dest, rules.policy_for(dest.subset),
                                 rules.subsets[dest.subset].labels if dest.subset else {})
-        forwarded = Request(method, path, headers, request.body, request.source)
+        forwarded = Request(method, decision.path, headers, request.body, request.source)
         try:
             if route.timeout:
                 response = await asyncio.wait_for(self._route(route, cluster, forwarded, record), route.timeout)
