@@ -14,7 +14,8 @@ one request at a time) through
 
 Each candidate takes ``REQUESTS`` requests per round, the candidates taking turns, best of
 ``ROUNDS`` rounds for each figure (p50, p99, requests/s) separately: load from other
-processes inflates a figure rarely and only upwards. Plain HTTP: the mTLS hop (``workbook.mesh.mtls``) is not in this run.
+processes inflates a figure rarely and only upwards. Plain HTTP: the mTLS hop
+(``workbook.mesh.mtls``) is not in this run.
 
 Then the decision alone: ``Sidecar.handle`` per request with a transport that answers at
 once (no network), for the article's corrected configuration (route, split, pool,

@@ -348,8 +348,8 @@ def test_rewrite_replaces_the_matched_prefix_or_the_whole_path(path, sent):
 
 
 def test_fields_the_sidecar_does_not_execute_are_listed_and_redirects_refused():
-    vs = SPLIT_VS.replace("  - name: split\n", "  - name: split\n    mirror: {host: shadow}\n    corsPolicy: {allowOrigins: "
-                                               "[{exact: 'https://a.example'}]}\n")
+    extra = "    mirror: {host: shadow}\n    corsPolicy: {allowOrigins: [{exact: 'https://a.example'}]}\n"
+    vs = SPLIT_VS.replace("  - name: split\n", "  - name: split\n" + extra)
     dr = SUBSETS + "  - name: v3\n    labels: {version: v3}\n    trafficPolicy: {tls: {mode: ISTIO_MUTUAL}}\n"
     config = compile_traffic(resources(vs, dr))
     assert config.unsupported == ("VirtualService default/vs: spec.http[0].mirror",
