@@ -13,8 +13,8 @@ import pytest
 
 from workbook.core.external import free_port
 from workbook.core.realtime import serve
-from workbook.mesh import (Endpoint, MeshConfigError, Sidecar, Workload, authorization_middleware, parse_resources,
-                           policies_from, sidecar_app)
+from workbook.mesh import (Endpoint, MeshCA, MeshConfigError, MeshListener, Sidecar, Workload, WorkloadIdentity,
+                           authorization_middleware, parse_resources, policies_from, sidecar_app)
 from workbook.transport.demo_service import COUNTS, FAULTS, make_demo_app
 
 HEADER = "apiVersion: networking.istio.io/v1\nkind: {kind}\nmetadata: {{name: {name}, namespace: default}}\nspec:\n"
@@ -197,3 +197,37 @@ def test_live_inbound_sidecar_forwards_nothing_its_authorization_policy_forbids(
     read, write, handled, inbound_records = asyncio.run(main())
     assert read == 200 and write[0] == 403 and "RBAC" in write[1]
     assert handled == 1 and len(inbound_records) == 1  # the POST never reached the sidecar's router nor the app
+
+
+def test_live_sidecar_to_sidecar_over_mtls_identity_from_the_certificate():
+    """Outbound sidecars with workload certificates -> an inbound sidecar behind a STRICT MeshListener."""
+    frontend_only = "  - from:\n    - source: {principals: [cluster.local/ns/default/sa/frontend]}\n    to:\n"
+    policy = AUTHZ.replace("  - to:\n", frontend_only)
+    ca = MeshCA()
+    server = WorkloadIdentity.issued_by(ca, "default", "shop")
+    callers = {sa: WorkloadIdentity.issued_by(ca, "default", sa) for sa in ("frontend", "intruder")}
+    workload = Workload("shop", "default", {"app": "shop"})
+    guard = authorization_middleware(policies_from(parse_resources(policy)), workload)
+
+    async def main():
+        async with serve(make_demo_app("shop-v1")) as (demo,):
+            inbound = Sidecar("shop-v1-sidecar", [Endpoint("app", "app", address=demo)], _unused, inbound="app")
+            async with MeshListener(sidecar_app(inbound, middlewares=[guard]), server, "STRICT") as listener:
+                endpoint = [Endpoint("shop-v1", "shop", {"version": "v1"}, address=listener.tls_url)]
+                outbound = {sa: Sidecar(sa, endpoint, _unused, config=config("")) for sa in callers}
+                plaintext = Sidecar("plain", [Endpoint("shop-v1", "shop", {"version": "v1"}, address=listener.url)],
+                                    _unused, config=config(""))
+                apps = [sidecar_app(outbound[sa], client_ssl=callers[sa].client_context) for sa in callers]
+                async with serve(*apps, sidecar_app(plaintext)) as urls, aiohttp.ClientSession() as session:
+                    out = {}
+                    for name, url in zip([*callers, "plaintext"], urls):
+                        async with session.get(url + "/stock/apple", headers={"Host": "shop"}) as resp:
+                            out[name] = resp.status, await resp.text()
+                    return out, [r.kind for r in listener.refusals], len(inbound.records)
+
+    out, refusals, forwarded = asyncio.run(main())
+    assert out["frontend"][0] == 200
+    assert out["intruder"][0] == 403 and "RBAC" in out["intruder"][1]  # identity read from its certificate
+    # STRICT refuses it before HTTP; one try is one connection (aiohttp's own re-send is off)
+    assert out["plaintext"][0] == 503 and refusals == ["plaintext"]
+    assert forwarded == 1                                                # only the frontend's request
