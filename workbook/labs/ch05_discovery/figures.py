@@ -38,8 +38,8 @@ def self_preservation_figure(comparison: dict, *, partition=(600.0, 1800.0)) -> 
                     line={"color": "#00cc96", "shape": "hv"})
     fig.add_scatter(x=[t / 60 for t in without["times"]], y=without["registered"], name="listed, no self-preservation",
                     mode="lines", line={"color": "#EF553B", "shape": "hv"})
-    fig.update_layout(title="Cut off from its clients, a registry without self-preservation expires the whole "
-                            "service; with it, it keeps every instance, a crashed one too",
+    fig.update_layout(title="Cut off from its clients, a registry without self-preservation expires the whole service;<br>"
+                            "with it, it keeps every instance, a crashed one too",
                       xaxis_title="virtual time (min)", yaxis_title="instances", height=400)
     return fig
 
@@ -52,9 +52,12 @@ def detector_figure(rows: list[dict]) -> go.Figure:
         if not pts:
             continue
         fig.add_scatter(x=[r["false_per_hour"] for r in pts], y=[r["detect_p50"] for r in pts], name=label,
-                        mode="lines+markers+text", text=[f"{r['setting']:g}" for r in pts],
-                        textposition="top right")
-    fig.update_layout(title="Detecting faster costs false suspicions: a tuned timeout and phi sit on one curve; "
+                        mode="lines+markers+text", textposition="top right",
+                        # the acceptable-pause curve is crowded near the origin: label its ends only
+                        text=[f"{r['setting']:g}" if pause != 3.0 or i in (0, len(pts) - 1) else ""
+                              for i, r in enumerate(pts)],
+                        hovertext=[r["detector"] for r in pts])
+    fig.update_layout(title="Detecting faster costs false suspicions: a tuned timeout and bare phi sit on one curve;<br>"
                             "the acceptable pause moves phi to few false suspicions",
                       xaxis_title="false suspicions per hour (live sender suspected)",
                       yaxis_title="time to detect a crash, median (s)", height=420)
@@ -81,25 +84,25 @@ def balancer_figure(rows: list[dict], *, title: str | None = None) -> go.Figure:
         ys = [r[f"share_{name}"] for r in rows]
         fig.add_bar(x=algorithms, y=ys, base=list(base), name=name, offsetgroup="share", row=1, col=2)
         base = [round(b + y, 6) for b, y in zip(base, ys)]
-    fig.update_yaxes(type="log", row=1, col=1)
+    fig.update_yaxes(type="log", dtick=1, row=1, col=1)
     fig.update_xaxes(tickangle=30)
     fig.update_layout(barmode="group", height=450,
                       title=title or "Balancers that count in-flight requests cut the tail: they send the slow and the "
-                                     "stalled instances less; the article's least connections sends everything "
-                                     "to the first")
+                                     "stalled<br>instances less; the article's least connections sends everything "
+                                     "to the first", margin={"t": 110})
     return fig
 
 
 def remap_figure(rows: list[dict]) -> go.Figure:
     """Share of keys moved when one backend of N leaves (``remap_shares`` rows)."""
-    labels = [r["balancer"] for r in rows]
+    labels = [r["balancer"].replace(" (", "<br>(") for r in rows]
     fig = go.Figure()
     fig.add_bar(x=labels, y=[r["owned_by_leaving"] for r in rows], name="owned by the leaving backend (must move)")
     fig.add_bar(x=labels, y=[r["moved_between_others"] for r in rows], name="moved between staying backends")
     if rows:
         fig.add_hline(y=rows[0]["ideal"], line_dash="dot", annotation_text=f"1/N = {rows[0]['ideal']:g}")
     fig.update_layout(barmode="stack", height=380, yaxis_title="share of keys moved",
-                      title="When one of N backends leaves, a ketama ring and Maglev move about 1/N of the keys; "
+                      title="When one of N backends leaves, a ketama ring and Maglev move about 1/N of the keys;<br>"
                             "a small ring moves more, and moves keys between backends that stayed")
     return fig
 
