@@ -357,3 +357,11 @@ def test_fields_the_sidecar_does_not_execute_are_listed_and_redirects_refused():
                                   "DestinationRule default/dr: spec.subsets[2].trafficPolicy.tls")
     with pytest.raises(MeshConfigError, match="redirect"):
         compile_traffic(resources("  hosts: [shop]\n  http:\n  - redirect: {uri: /elsewhere}\n"))
+
+
+def test_pool_settings_not_executed_are_listed_too():
+    dr = SUBSETS.replace("  trafficPolicy: {loadBalancer: {simple: ROUND_ROBIN}}",
+                         "  trafficPolicy:\n    connectionPool: {http: {maxRetries: 3, http2MaxRequests: 10}}")
+    config = compile_traffic(resources(SPLIT_VS, dr))
+    assert config.unsupported == ("DestinationRule default/dr: spec.trafficPolicy.connectionPool.http.maxRetries",)
+    assert config.rules_for("shop").policy.connection_pool.max_requests == 10

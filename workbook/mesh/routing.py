@@ -399,6 +399,14 @@ def _unsupported(resources: list[MeshResource]):
                 for key in ("localityLbSetting", "warmupDurationSecs", "warmup"):
                     if key in (policy.get("loadBalancer") or {}):
                         yield f"{r.ref}: {path}.loadBalancer.{key}"
+                pool = policy.get("connectionPool") or {}
+                for group, keys in (("tcp", ("connectTimeout", "tcpKeepalive", "maxConnectionDuration",
+                                             "idleTimeout")),
+                                    ("http", ("maxRetries", "idleTimeout", "h2UpgradePolicy", "useClientProtocol",
+                                              "maxConcurrentStreams"))):
+                    for key in keys:
+                        if key in (pool.get(group) or {}):
+                            yield f"{r.ref}: {path}.connectionPool.{group}.{key}"
 
 
 def _webhook_checks(r: MeshResource) -> None:
