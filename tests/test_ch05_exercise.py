@@ -93,9 +93,24 @@ def test_policy_settings_are_validated_by_name():
     from workbook.core import ParameterError
     from workbook.labs.ch05_discovery.balancing_runs import CallPolicy, compare_balancers
 
-    for kwargs, name in (({"timeout": 0}, "policy.timeout"), ({"consecutive_failures": 3}, "policy.consecutive_failures"),
+    for kwargs, name in (({"timeout": 0}, "policy.timeout"),
+                         ({"consecutive_failures": 3}, "policy.consecutive_failures"),
                          ({"timeout": 0.1, "max_ejection_percent": 120}, "policy.max_ejection_percent")):
         with pytest.raises(ParameterError, match=name):
             CallPolicy(**kwargs)
     with pytest.raises(ParameterError, match="'policy'"):
         compare_balancers(algorithms=["round_robin"], policy={"timeout": 0.1})
+
+
+def test_the_notebook_does_not_show_a_passing_answer_above_the_exercise():
+    import json
+    from pathlib import Path
+
+    nb = json.loads((Path(__file__).resolve().parent.parent / "notebooks" / "05_discovery.ipynb").read_text())
+    code = ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"]
+    assert "check_balancing_choice(my_choice)" in code[-1] and '"round_robin"' in code[-1]
+    for text in code[:-1]:
+        assert "consecutive_failures" not in text and "check_balancing_choice" not in text
+    printed = "".join("".join(o.get("text", "")) for c in nb["cells"] if c["cell_type"] == "code"
+                      for o in c["outputs"])
+    assert "FAIL: balancer and caller policy" in printed and "PASS: balancer" not in printed

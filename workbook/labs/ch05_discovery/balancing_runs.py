@@ -104,7 +104,8 @@ class CallPolicy:
             check_number("policy.timeout", self.timeout, minimum=0, min_exclusive=True)
         check_int("policy.retries", self.retries, minimum=0, maximum=10)
         if self.retries and self.timeout is None:
-            raise ParameterError("policy.retries", self.retries, "0 unless a timeout is set (a try must end to be retried)")
+            raise ParameterError("policy.retries", self.retries,
+                                 "0 unless a timeout is set (a try must end to be retried)")
         if self.consecutive_failures is not None:
             check_int("policy.consecutive_failures", self.consecutive_failures, minimum=1)
             if self.timeout is None:

@@ -38,8 +38,8 @@ def self_preservation_figure(comparison: dict, *, partition=(600.0, 1800.0)) -> 
                     line={"color": "#00cc96", "shape": "hv"})
     fig.add_scatter(x=[t / 60 for t in without["times"]], y=without["registered"], name="listed, no self-preservation",
                     mode="lines", line={"color": "#EF553B", "shape": "hv"})
-    fig.update_layout(title="Cut off from its clients, a registry without self-preservation expires the whole service;<br>"
-                            "with it, it keeps every instance, a crashed one too",
+    fig.update_layout(title="Cut off from its clients, a registry without self-preservation expires the whole "
+                            "service;<br>with it, it keeps every instance, a crashed one too",
                       xaxis_title="virtual time (min)", yaxis_title="instances", height=400)
     return fig
 
@@ -57,8 +57,8 @@ def detector_figure(rows: list[dict]) -> go.Figure:
                         text=[f"{r['setting']:g}" if pause != 3.0 or i in (0, len(pts) - 1) else ""
                               for i, r in enumerate(pts)],
                         hovertext=[r["detector"] for r in pts])
-    fig.update_layout(title="Detecting faster costs false suspicions: a tuned timeout and bare phi sit on one curve;<br>"
-                            "the acceptable pause moves phi to few false suspicions",
+    fig.update_layout(title="Detecting faster costs false suspicions: a tuned timeout and bare phi sit on one "
+                            "curve;<br>the acceptable pause moves phi to few false suspicions",
                       xaxis_title="false suspicions per hour (live sender suspected)",
                       yaxis_title="time to detect a crash, median (s)", height=420)
     return fig
