@@ -1,6 +1,7 @@
 """A connection pool with Envoy's circuit-breaking limits, for HTTP/1.1 (one request per connection at a time).
 
-Istio's ``connectionPool`` becomes Envoy's cluster circuit breakers: ``tcp.maxConnections``
+Istio's ``connectionPool`` becomes Envoy's cluster circuit breakers (Envoy documentation,
+"Circuit breaking", ``intro/arch_overview/upstream/circuit_breaking``): ``tcp.maxConnections``
 (connections to all hosts of the cluster), ``http.http1MaxPendingRequests`` (requests
 waiting for a connection), ``http.http2MaxRequests`` (requests in flight) and
 ``http.maxRequestsPerConnection`` (a connection is closed after that many; 0: never).

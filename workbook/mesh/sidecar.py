@@ -18,8 +18,9 @@ puts the same ``Sidecar`` behind an aiohttp server). The steps, in Envoy's order
    connection from the pool (``PoolOverflow``: 503 ``UO``, not retried); the
    ``perTryTimeout`` starts once the connection is there (Envoy arms it in ``onPoolReady``);
    the outcome goes to the outlier detector (connect failure and reset as 503, per-try
-   timeout as 504) and the balancer; a retry follows if ``retryOn`` covers it (Envoy
-   ``retry_state_impl.cc``: ``5xx`` = any 5xx response, connect failure, reset or per-try
+   timeout as 504) and the balancer; a retry follows if ``retryOn`` covers it (Envoy's
+   ``source/common/router/retry_state_impl.cc`` and its router filter documentation,
+   ``x-envoy-retry-on``: ``5xx`` = any 5xx response, connect failure, reset or per-try
    timeout; ``gateway-error`` = 502/503/504 and the same local failures; ``reset`` = any
    reset, connect failures and per-try timeouts included; ``connect-failure`` = connect
    failures only; ``retriable-4xx`` = 409; ``retriable-status-codes`` = the listed codes;
