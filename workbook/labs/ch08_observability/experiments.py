@@ -4,12 +4,21 @@
   the same latencies, for bucket layouts given (the error lives inside the bucket the
   quantile falls in).
 * ``naive_versus_for(seed)``: the article's alert manager and a Prometheus rule with
-  ``for:`` on the same error-ratio series: who pages, when, how often.
+  ``for: 5m`` on the same error-ratio series: who pages, when, how often.
 * ``service_alert_timeline()``: the states of ``data/observability/service_alerts.yml``'s
   alerts minute by minute on its promtool unit test's series (pending, firing, kept firing).
 * ``routing_demo()``: alerts routed, grouped, inhibited and silenced, delivered to a real
   webhook receiver on 127.0.0.1 (times from a manual clock).
 * ``slo_table(seed, days)``: the SRE Workbook approaches on the same simulated month.
+* ``red_demo()`` (a coroutine): chapter 2's demo inventory service, instrumented, on a real
+  127.0.0.1 port; a few requests, then its ``/metrics`` (the lines whose values do not
+  depend on the wall clock).
+* ``extrapolation_example()``: ``increase`` on a counter scraped every 15 s is not "last
+  minus first": Prometheus extrapolates to the window's edges.
+* ``compare_with_prometheus(seed)``: the same samples in the workbook's engine and in a
+  real ``prometheus`` (imported with ``promtool tsdb create-blocks-from openmetrics``):
+  queries at several instants, the largest relative difference. Raises
+  ``ServiceUnavailable`` (with an install hint) when prometheus or promtool is missing.
 """
 
 from __future__ import annotations
@@ -18,14 +27,21 @@ import asyncio
 
 import yaml
 
+import math
+
+import aiohttp
+
 from workbook.core.clock import ManualClock
+from workbook.core.prometheus_server import PrometheusServer
 from workbook.core.realtime import serve
 from workbook.core.resources import data_path
 from workbook.core.seeds import stream
 from workbook.core.stats import quantile
-from workbook.observability import (LATENCY_BUCKETS, RECEIVED, Alertmanager, NaiveAlertManager, RuleEvaluator,
-                                    WebhookSender, compare, histogram_quantile, load_rules,
+from workbook.observability import (LATENCY_BUCKETS, RECEIVED, Alertmanager, Engine, NaiveAlertManager,
+                                    RuleEvaluator, SeriesStore, ServiceMetrics, WebhookSender, compare,
+                                    histogram_quantile, increase, instrument_app, load_rules, rate,
                                     store_from_promtool_test, webhook_receiver_app)
+from workbook.transport.demo_service import make_demo_app
 from workbook.labs.ch08_observability.exercise import exercise_series
 
 PROMETHEUS_CLIENT_DEFAULT = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
@@ -67,19 +83,22 @@ groups:
   rules:
   - alert: HighErrorRatio
     expr: sum(rate(http_requests_total{status="500"}[1m])) / sum(rate(http_requests_total[1m])) > 0.05
-    for: 3m
+    for: 5m
 """
 
 
 async def naive_versus_for(seed: int = 0) -> dict:
-    """The article's manager (``error_rate > 0.05``, "duration" 300 s) against ``for: 3m`` on one series."""
+    """The article's manager (``error_rate > 0.05``, "duration" 300 s) against ``for: 5m`` on one series.
+
+    ``states`` is the rule's state (inactive, pending, firing) at each 30 s evaluation.
+    """
     store, scenario = exercise_series(seed)
     clock = ManualClock()
     naive = NaiveAlertManager(clock)
     naive.add_alert_rule("high_error_rate", "error_rate", threshold=0.05, duration=300, severity="critical")
     evaluator = RuleEvaluator(load_rules(NAIVE_RULE), store)
     ratio_expr = 'sum(rate(http_requests_total{status="500"}[1m])) / sum(rate(http_requests_total[1m]))'
-    prometheus_pages, was, series = [], False, []
+    prometheus_pages, was, series, states = [], False, [], []
 
     t = 0.0
     while t <= scenario["duration"]:
@@ -87,13 +106,15 @@ async def naive_versus_for(seed: int = 0) -> dict:
         value = list(evaluator.engine.query_vector(ratio_expr, t).values() or [0.0])[0]
         series.append((t, value))
         await naive.check_alerts({"error_rate": value})
-        firing = any(a.state == "firing" for a in evaluator.evaluate(t))
+        alerts = evaluator.evaluate(t)
+        states.append((t, alerts[0].state if alerts else "inactive"))
+        firing = any(a.state == "firing" for a in alerts)
         if firing and not was:
             prometheus_pages.append(t)
         was = firing
         t += 30.0
     return {"scenario": scenario, "naive_pages": [a["time"] for a in naive.alerts],
-            "prometheus_pages": prometheus_pages, "error_ratio": series}
+            "prometheus_pages": prometheus_pages, "error_ratio": series, "states": states}
 
 
 def service_alert_timeline() -> list[dict]:
@@ -154,5 +175,97 @@ def slo_table(seed: int = 0, days: int = 30) -> list[dict]:
     return compare(seed, days=days)["rows"]
 
 
-__all__ = ["quantile_error", "naive_versus_for", "service_alert_timeline", "routing_demo", "slo_table",
+async def red_demo(requests: int = 30, timeout: float = 5.0) -> dict:
+    """The demo inventory service with RED metrics on 127.0.0.1: ``requests`` GETs, then ``/metrics``."""
+    metrics = ServiceMetrics("inventory")
+    paths = ("/stock/apple", "/stock/plum", "/stock/nope")
+    async with serve(instrument_app(make_demo_app("inventory", seed=0), metrics)) as (url,):
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as http:
+            for i in range(requests):
+                async with http.get(url + paths[i % len(paths)]) as r:
+                    await r.read()
+            async with http.get(url + "/metrics") as r:
+                text = await r.text()
+                content_type = r.headers["Content-Type"]
+    keep = ("http_requests_total{", "http_request_duration_seconds_count{", "http_requests_in_flight{",
+            "# TYPE http_")
+    lines = [line for line in text.splitlines() if line.startswith(keep) and "_created" not in line]
+    buckets = [line.split('le="')[1].split('"')[0] for line in text.splitlines()
+               if line.startswith("http_request_duration_seconds_bucket{") and 'route="/stock/{sku}"' in line]
+    return {"content_type": content_type, "lines": lines, "bucket_bounds": buckets}
+
+
+def extrapolation_example() -> dict:
+    """A counter growing by 10 every 15 s: raw difference against ``increase``/``rate`` over 1 minute."""
+    times = [i * 15_000 for i in range(9)]
+    values = [10.0 * i for i in range(9)]
+    rows = []
+    for t in (60.0, 67.5, 120.0):
+        inside = [v for tm, v in zip(times, values) if (t - 60) * 1000 <= tm <= t * 1000]
+        rows.append({"t_s": t, "samples_in_window": len(inside), "last_minus_first": inside[-1] - inside[0],
+                     "increase_1m": round(increase(times, values, t, 60), 6),
+                     "rate_1m_per_s": round(rate(times, values, t, 60), 6)})
+    return {"samples": list(zip([t / 1000 for t in times], values)), "rows": rows}
+
+
+T0 = 1_700_000_000  # epoch seconds: imported blocks must lie inside prometheus's retention
+COMPARE_QUERIES = (
+    "rate(http_requests_total[5m])",
+    "increase(http_requests_total[1m])",
+    'sum(rate(http_requests_total{status="500"}[5m])) / sum(rate(http_requests_total[5m]))',
+    "histogram_quantile(0.9, sum by (le) (rate(http_request_duration_seconds_bucket[5m])))",
+    "histogram_quantile(0.99, sum by (le) (rate(http_request_duration_seconds_bucket[5m])))",
+    "avg_over_time(http_requests_in_flight[5m])",
+)
+COMPARE_TIMES = (300.0, 607.5, 900.0, 1215.0, 1500.0)
+
+
+def comparison_store(seed: int = 0, minutes: int = 30) -> SeriesStore:
+    """Counters (one resets), a latency histogram and a gauge, scraped every 15 s from ``T0``."""
+    rng = stream(seed, "ch08", "promql-compare")
+    store = SeriesStore()
+    ok = err = 0
+    counts = dict.fromkeys(LATENCY_BUCKETS + (math.inf,), 0)
+    values = latencies(seed, n=40 * minutes * 4)
+    for i in range(minutes * 4 + 1):
+        t = T0 + 15 * i
+        ok = 0 if i == 40 else ok + rng.randint(20, 40)  # a process restart: the counter resets
+        err += rng.randint(0, 3)
+        store.add("http_requests_total", {"status": "200"}, t, ok)
+        store.add("http_requests_total", {"status": "500"}, t, err)
+        for x in values[i * 10:(i + 1) * 10]:
+            for le in counts:
+                if x <= le:
+                    counts[le] += 1
+        for le, c in counts.items():
+            store.add("http_request_duration_seconds_bucket", {"le": "+Inf" if math.isinf(le) else f"{le:g}"}, t, c)
+        store.add("http_requests_in_flight", {}, t, rng.randint(0, 12))
+    return store
+
+
+def compare_with_prometheus(seed: int = 0, *, rel_tol: float = 1e-9) -> dict:
+    """The workbook's answers and a real prometheus's on the same samples (module doc)."""
+    store = comparison_store(seed)
+    engine = Engine(store)
+    rows, worst = [], 0.0
+    server = PrometheusServer()
+    server.import_openmetrics(store.to_openmetrics())
+    with server:
+        for expr in COMPARE_QUERIES:
+            for t in COMPARE_TIMES:
+                theirs = server.query_values(expr, T0 + t)
+                ours = {tuple(sorted(k)): v for k, v in engine.query_vector(expr, T0 + t).items()}
+                if set(ours) != set(theirs):
+                    worst = math.inf
+                for key, value in theirs.items():
+                    mine = ours.get(key, math.nan)
+                    diff = abs(mine - value) / max(abs(value), 1e-300) if value == value else 0.0
+                    worst = max(worst, diff if mine == mine or value != value else math.inf)
+                    rows.append({"expr": expr, "t_s": t, "labels": dict(key), "workbook": mine, "prometheus": value})
+    return {"compared": len(rows), "max_rel_diff": worst, "agree": worst <= rel_tol, "rel_tol": rel_tol,
+            "rows": rows}
+
+
+__all__ = ["red_demo", "extrapolation_example", "comparison_store", "compare_with_prometheus", "COMPARE_QUERIES",
+           "quantile_error", "naive_versus_for", "service_alert_timeline", "routing_demo", "slo_table",
            "latencies", "bucket_counts", "LAYOUTS"]

@@ -7,7 +7,8 @@
   returns the spans' structure (service, name, kind, parent, links) and whether they
   share one trace id. Real time, so no durations are returned.
 * ``one_request(seed)``: one request of the traced shop in virtual time (five services
-  and the broker): its waterfall rows and critical path; reproducible for a seed.
+  and the broker): its waterfall rows and critical path, and the run's ``LogStore``
+  (every service's JSON logs, to search); reproducible for a seed.
 * ``dependency_edges(seed)``: the service graph derived from the spans of a run, as edge
   rows (calls, errors, error rate) and the ``networkx`` graph.
 * ``sampling_table(seed)``: head-based ``TraceIdRatioBased`` against tail-based sampling
@@ -122,7 +123,7 @@ def one_request(seed: int = 0, *, rate: float = 5.0, duration: float = 20.0) -> 
                   for t, rs in traces_by_id(spans).items() if any(r.kind == "CONSUMER" for r in rs)]
     _, trace_id = max(candidates)
     return {"trace_id": trace_id, "waterfall": waterfall(spans, trace_id),
-            "critical_path": critical_path(spans, trace_id)}
+            "critical_path": critical_path(spans, trace_id), "logs": shop.logs}
 
 
 def dependency_edges(seed: int = 0, *, rate: float = 10.0, duration: float = 60.0,
