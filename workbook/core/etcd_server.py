@@ -25,7 +25,7 @@ import urllib.request
 from dataclasses import dataclass, field
 
 from workbook.core.errors import ParameterError
-from workbook.core.external import ServiceUnavailable, find_executable, free_port
+from workbook.core.external import LocalServer, ServiceUnavailable, find_executable, free_port, stop_process
 
 ETCD_HINT = ("install it with `apt-get install -y etcd-server` (Debian/Ubuntu; the binary is /usr/bin/etcd), "
              "`brew install etcd` (macOS) or `conda install -c conda-forge etcd`")
@@ -70,7 +70,7 @@ class EtcdMember:
         return self.process is not None and self.process.poll() is None
 
 
-class EtcdCluster:
+class EtcdCluster(LocalServer):
     """``members`` etcd processes on 127.0.0.1 forming one cluster; a context manager.
 
     ``endpoints`` lists the client URLs. ``kill(i)`` SIGKILLs member ``i`` by its PID,
@@ -172,28 +172,13 @@ class EtcdCluster:
 
     def stop(self) -> None:
         for m in self.members:
-            if m.process is not None:
-                if m.process.poll() is None:
-                    m.process.terminate()
-                    try:
-                        m.process.wait(5)
-                    except subprocess.TimeoutExpired:
-                        m.process.kill()
-                        m.process.wait(5)
-                if m.process.stderr:
-                    m.process.stderr.close()
-                m.process = None
+            stop_process(m.process)
+            m.process = None
         self.members = []
         if self._dir is not None:
             shutil.rmtree(self._dir.name, ignore_errors=True)
             self._dir.cleanup()
             self._dir = None
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
 
 
 class EtcdServer(EtcdCluster):

@@ -40,7 +40,74 @@ def free_port(host: str = "127.0.0.1") -> int:
         return sock.getsockname()[1]
 
 
-class RedisServer:
+def accepts_connections(host: str, port: int, timeout: float = 0.2) -> bool:
+    """True when something accepts a TCP connection on ``host:port``."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def wait_until_ready(process: subprocess.Popen, ready, *, name: str, timeout: float, exit_detail=None,
+                     interval: float = 0.02) -> None:
+    """Poll ``ready()`` until it is true, bounded by ``timeout`` seconds.
+
+    Raises ``ServiceUnavailable`` when the process exits first (with ``exit_detail()``, e.g.
+    the tail of its log, in the message) or when time runs out. The caller stops the process.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            detail = exit_detail() if exit_detail is not None else stderr_tail(process)
+            raise ServiceUnavailable(f"{name} exited at start (code {process.returncode}): {detail}")
+        if ready():
+            return
+        time.sleep(interval)
+    raise ServiceUnavailable(f"{name} was not ready within {timeout:g} s")
+
+
+def stderr_tail(process: subprocess.Popen) -> str:
+    if process.stderr is None:
+        return ""
+    return process.stderr.read().decode(errors="replace")[-2000:].strip()
+
+
+def stop_process(process: subprocess.Popen | None, *, grace: float = 5.0) -> None:
+    """Stop exactly this process: SIGTERM, then SIGKILL if it has not exited after ``grace`` s.
+
+    Its stderr pipe, if any, is closed. Nothing else is signalled.
+    """
+    if process is None:
+        return
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(grace)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+    if process.stderr:
+        process.stderr.close()
+
+
+class LocalServer:
+    """What every throw-away server shares: ``with Server(...) as s:`` starts and stops it."""
+
+    def start(self):  # pragma: no cover - each server defines it
+        raise NotImplementedError
+
+    def stop(self) -> None:  # pragma: no cover - each server defines it
+        raise NotImplementedError
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+class RedisServer(LocalServer):
     """A throw-away ``redis-server`` on 127.0.0.1; use as a context manager."""
 
     def __init__(self, port: int | None = None, *, startup_timeout: float = 10.0):
@@ -62,16 +129,12 @@ class RedisServer:
              "--dir", self._dir.name, "--daemonize", "no", "--protected-mode", "yes"],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )
-        deadline = time.monotonic() + self.startup_timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                err = self.process.stderr.read().decode(errors="replace")
-                raise ServiceUnavailable(f"redis-server exited at start (code {self.process.returncode}): {err}")
-            if self._ping():
-                return self
-            time.sleep(0.02)
-        self.stop()
-        raise ServiceUnavailable(f"redis-server did not answer PING on port {self.port} within {self.startup_timeout}s")
+        try:
+            wait_until_ready(self.process, self._ping, name="redis-server", timeout=self.startup_timeout)
+        except ServiceUnavailable:
+            self.stop()
+            raise
+        return self
 
     def _ping(self) -> bool:
         try:
@@ -82,22 +145,8 @@ class RedisServer:
             return False
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
-        if self.process is not None and self.process.stderr:
-            self.process.stderr.close()
+        stop_process(self.process)
         self.process = None
         if self._dir is not None:
             self._dir.cleanup()
             self._dir = None
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()

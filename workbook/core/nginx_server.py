@@ -18,13 +18,13 @@ users and the workers run as that user.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
-from workbook.core.external import INSTALL_HINTS, ServiceUnavailable, find_executable, free_port
+from workbook.core.external import (INSTALL_HINTS, LocalServer, ServiceUnavailable, stderr_tail,
+                                    accepts_connections, find_executable, free_port, stop_process,
+                                    wait_until_ready)
 
 INSTALL_HINTS.setdefault("nginx", "install it with `apt-get install -y nginx-light` or `nginx` (Debian/Ubuntu), "
                                   "`brew install nginx` (macOS) or `conda install -c conda-forge nginx`")
@@ -53,7 +53,7 @@ http {{
 """
 
 
-class NginxServer:
+class NginxServer(LocalServer):
     """A foreground ``nginx`` master on 127.0.0.1; use as a context manager."""
 
     def __init__(self, http_config: str, *, port: int | None = None, workers: int = 1,
@@ -94,25 +94,14 @@ class NginxServer:
             [binary, "-p", prefix + "/", "-c", str(conf), "-e", f"{prefix}/error.log"],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )
-        deadline = time.monotonic() + self.startup_timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                err = self.process.stderr.read().decode(errors="replace").strip() or self.error_log()
-                code = self.process.returncode
-                self.stop()
-                raise ServiceUnavailable(f"nginx exited at start (code {code}): {err}")
-            if self._accepts():
-                return self
-            time.sleep(0.02)
-        self.stop()
-        raise ServiceUnavailable(f"nginx did not accept connections on port {self.port} within {self.startup_timeout}s")
-
-    def _accepts(self) -> bool:
         try:
-            with socket.create_connection((self.host, self.port), timeout=0.2):
-                return True
-        except OSError:
-            return False
+            wait_until_ready(self.process, lambda: accepts_connections(self.host, self.port), name="nginx",
+                             timeout=self.startup_timeout,
+                             exit_detail=lambda: stderr_tail(self.process) or self.error_log())
+        except ServiceUnavailable:
+            self.stop()
+            raise
+        return self
 
     def error_log(self) -> str:
         """The error log so far ('' if none)."""
@@ -126,22 +115,8 @@ class NginxServer:
 
     def stop(self) -> None:
         """Stop the master we started (SIGTERM: fast shutdown; SIGKILL if it hangs) and clean up."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
-        if self.process is not None and self.process.stderr:
-            self.process.stderr.close()
+        stop_process(self.process)
         self.process = None
         if self._dir is not None:
             self._dir.cleanup()
             self._dir = None
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()

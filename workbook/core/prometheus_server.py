@@ -16,14 +16,14 @@ from __future__ import annotations
 import json
 import subprocess
 import tempfile
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from workbook.core.external import INSTALL_HINTS, ServiceUnavailable, find_executable, free_port
+from workbook.core.external import (INSTALL_HINTS, LocalServer, ServiceUnavailable, find_executable, free_port,
+                                    stop_process, wait_until_ready)
 
 __all__ = ["PrometheusServer", "PromtoolResult", "promtool", "PROMETHEUS_HINT"]
 
@@ -55,7 +55,7 @@ def promtool(*args: str, timeout: float = 60.0, cwd: str | Path | None = None) -
     return PromtoolResult(proc.returncode, proc.stdout + proc.stderr)
 
 
-class PrometheusServer:
+class PrometheusServer(LocalServer):
     """A throw-away ``prometheus`` on 127.0.0.1; use as a context manager.
 
     ``scrape_configs`` (a list of Prometheus scrape-config dicts) is written into the
@@ -103,18 +103,14 @@ class PrometheusServer:
              "--log.level=warn"],
             stdout=self._log, stderr=subprocess.STDOUT,
         )
-        deadline = time.monotonic() + self.startup_timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                log = (Path(self._dir.name) / "prometheus.log").read_text(errors="replace")[-2000:]
-                code = self.process.returncode
-                self.stop()
-                raise ServiceUnavailable(f"prometheus exited at start (code {code}): {log}")
-            if self._ready():
-                return self
-            time.sleep(0.05)
-        self.stop()
-        raise ServiceUnavailable(f"prometheus did not become ready on port {self.port} within {self.startup_timeout}s")
+        log_path = Path(self._dir.name) / "prometheus.log"
+        try:
+            wait_until_ready(self.process, self._ready, name="prometheus", timeout=self.startup_timeout,
+                             exit_detail=lambda: log_path.read_text(errors="replace")[-2000:], interval=0.05)
+        except ServiceUnavailable:
+            self.stop()
+            raise
+        return self
 
     def _ready(self) -> bool:
         try:
@@ -148,13 +144,7 @@ class PrometheusServer:
         return {tuple(sorted(r["metric"].items())): float(r["value"][1]) for r in data["result"]}
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+        stop_process(self.process, grace=10)
         self.process = None
         if getattr(self, "_log", None) is not None:
             self._log.close()
@@ -162,9 +152,3 @@ class PrometheusServer:
         if self._dir is not None:
             self._dir.cleanup()
             self._dir = None
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
