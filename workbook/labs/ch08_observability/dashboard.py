@@ -13,7 +13,7 @@ would. ``set_fault(kind)`` changes what the next steps do:
 * ``"slow"``: latencies ten times longer.
 
 ``points`` holds one row per step (time, request rate, error ratio, p90 latency from
-PromQL over the scraped series, the alerts' states); ``transitions`` the alert state
+PromQL over the scraped series, ``None`` until two scrapes hold requests; the alerts' states); ``transitions`` the alert state
 changes. The same seed and the same calls give the same numbers: the widget panel
 (``figures.dashboard_panel``) and ``scripted_run`` (the notebook's checked cell) call this.
 """
@@ -109,7 +109,8 @@ class DashboardSim:
         alerts = {a.rule: a.state for a in self.evaluator.evaluate(self.now)}
         row = {"t": self.now, "fault": self.fault}
         for name, expr in QUERIES.items():
-            row[name] = round(_value(self.engine.query(expr, self.now)), 4)
+            value = _value(self.engine.query(expr, self.now))
+            row[name] = None if math.isnan(value) else round(value, 4)  # None: not enough samples yet
         for rule in self._states:
             state = alerts.get(rule, "inactive")
             if state != self._states[rule]:
