@@ -36,7 +36,7 @@ from workbook.observability import (LogStore, ServiceMetrics, Tracing, instrumen
 from workbook.transport.demo_service import make_demo_app
 
 REQUESTS = 1000
-ROUNDS = 3
+ROUNDS = 5
 
 
 def _logging_middleware(logger):
