@@ -128,6 +128,62 @@ def _ms(match) -> float:
     return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
 
 
+def pipeline_cost(n: int = 20_000) -> float:
+    """Microseconds per request of the gateway's own pipeline, in process, with the network
+    replaced by a stub upstream answering at once (auth with a cached token, limiter, breaker,
+    balancer, retry, deadline, headers, access log): what the gateway adds to a proxy."""
+    import asyncio
+    import logging
+
+    from aiohttp.test_utils import make_mocked_request
+    from multidict import CIMultiDict, CIMultiDictProxy
+
+    from workbook.auth import JWTVerifier, KeySet, SigningKey, VerifierConfig
+    from workbook.gateway import Gateway, parse_config
+    from workbook.gateway.proxy import Forwarder
+
+    class StubUpstream:
+        status, reason = 200, "OK"
+        headers = CIMultiDictProxy(CIMultiDict({"Content-Type": "application/json", "Content-Length": "17"}))
+
+        async def read(self):
+            return b'{"sku": "apple"}\n'
+
+        def release(self):
+            pass
+
+    class StubForwarder:
+        relay = Forwarder.relay
+
+        async def send(self, *args, **kwargs):
+            return StubUpstream()
+
+    async def main():
+        key = SigningKey.generate("RS256", "k1")
+        settings = parse_config({
+            "jwt": {"issuer": ISSUER, "audience": AUDIENCE, "jwks_url": "http://127.0.0.1:9/j"},
+            "rate_limiters": {"high": {"algorithm": "token_bucket", "limit": 10 ** 9, "period_seconds": 1}},
+            "services": {"inventory": {"instances": [{"id": "i1", "url": "http://127.0.0.1:1"}]}},
+            "routes": [{"name": "stock", "path": "/api/stock", "methods": ["GET"], "upstream": "inventory",
+                        "rewrite_prefix": "/stock", "auth": {"scopes": ["stock:read"]}, "rate_limit": "high"}]})
+        verifier = JWTVerifier(VerifierConfig(issuer=ISSUER, audience=AUDIENCE), KeySet([key]), cache_size=4096)
+        gateway = Gateway(settings, verifier=verifier)
+        gateway.forwarder = StubForwarder()
+        token = key.sign({"iss": ISSUER, "aud": AUDIENCE, "sub": "b", "iat": int(time.time()),
+                          "exp": int(time.time()) + 3600, "scope": "stock:read"})
+        requests = [make_mocked_request("GET", "/api/stock/apple", headers={"Host": "x",
+                                                                            "Authorization": f"Bearer {token}"})
+                    for _ in range(n)]
+        start = time.perf_counter()
+        for request in requests:
+            response = await gateway.handle(request)
+        assert response.status == 200
+        return (time.perf_counter() - start) / n * 1e6
+
+    logging.getLogger("workbook.gateway.access").setLevel(logging.WARNING)
+    return min(asyncio.run(main()) for _ in range(3))
+
+
 def measure() -> dict:
     from workbook.auth import SigningKey
     from workbook.core.external import free_port
@@ -182,6 +238,7 @@ def run() -> str:
     if shutil.which("wrk") is None or (shutil.which("nginx") is None and not os.path.exists("/usr/sbin/nginx")):
         return "### Gateway throughput\n\nskipped: needs Debian's wrk and nginx\n"
     best = measure()
+    pipeline = pipeline_cost()
     bare = best["bare aiohttp proxy"]
     gw = best["gateway"]
     lines = ["### Gateway throughput (wrk, 1 thread, "
@@ -195,18 +252,19 @@ def run() -> str:
     met_rps, met_p99 = gw["rps"] >= 0.8 * bare["rps"], gw["p99_ms"] <= 1.3 * bare["p99_ms"]
     lines += ["", f"Targets: gateway >= 0.8x the bare proxy's requests/s: **{'met' if met_rps else 'not met'}** "
                   f"({gw['rps'] / bare['rps']:.2f}x); p99 <= 1.3x: **{'met' if met_p99 else 'not met'}** "
-                  f"({gw['p99_ms'] / bare['p99_ms']:.2f}x). The gateway does RS256 verification, a rate-limit "
+                  f"({gw['p99_ms'] / bare['p99_ms']:.2f}x). The gateway's own pipeline, in process with a stub "
+                  f"upstream: **{pipeline:.0f} us per request** (best of 3 x 20,000). The gateway does RS256 verification, a rate-limit "
                   "decision, breaker, balancing, retry budget, deadline, header filtering, streamed relay and an "
                   "access-log line per request; the bare proxy only forwards. The CPU column (the front-end "
                   "process's user+system time over the run, per request) is the steadier comparison on a shared "
                   "2-core machine. Where the difference goes (measured while writing this): not system calls "
-                  "(strace: the same sends and receives per request as the bare proxy, plus getpid calls from "
-                  "asyncio.get_running_loop behind LoopClock on Python 3.11 and one getrandom for the request id); "
-                  "without authentication and rate limiting the gateway still spends about twice the bare proxy's "
-                  "CPU per request, so it is the pure-Python pipeline (normalisation, routing, header filtering "
-                  "and forwarding headers, deadline and two timeouts, retry, breaker, balancer, a second response "
-                  "object, the JSON log line), each step a few microseconds; the token itself is verified once "
-                  "and then served from the verified-token cache."]
+                  "(strace: the same sends and receives per request as the bare proxy) and not the upstream call "
+                  "(replacing the gateway's send by a bare session.request changed nothing measurable): it is the "
+                  "pure-Python pipeline, about the stub-upstream figure above, each step a few microseconds "
+                  "(normalisation, routing, header filtering and forwarding headers, deadline and timer, retry, "
+                  "breaker, balancer, limiter, the JSON log line). The 0.8x target would need that under about "
+                  "30 us, i.e. dropping steps or moving them out of Python; the token is verified once and then "
+                  "served from the verified-token cache."]
     return "\n".join(lines) + "\n"
 
 
