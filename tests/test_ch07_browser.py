@@ -14,10 +14,10 @@ import pytest
 from tests.fixtures.jupyterlab import SCREENSHOTS, run_all, wait_for_change
 
 NOTEBOOK = "authz_tester.ipynb"
-CELLS = ["from workbook.labs import setup_notebook\n\nsetup_notebook()\n"
-         "from workbook.labs.ch07_mesh import figures as viz",
-         "viz.authz_tester(version='article', target='user-service', caller='payment-service', method='DELETE',\n"
-         "                 path='/admin/users', header='authorization', value='Bearer x')"]
+CELLS = [("from workbook.labs import setup_notebook\n\nsetup_notebook()\n"
+          "from workbook.labs.ch07_mesh import figures as viz"),
+         ("viz.authz_tester(version='article', target='user-service', caller='payment-service', method='DELETE',\n"
+          "                 path='/admin/users', header='authorization', value='Bearer x')")]
 RESULT = ".authz-tester .authz-tester-result"
 
 
@@ -39,7 +39,7 @@ def test_authz_tester_decides_again_when_a_control_changes(jupyterlab, browser_p
     result = panel.locator(".authz-tester-result")
     result.wait_for(state="visible", timeout=60_000)
     article = result.inner_text()
-    assert article.startswith("ALLOW") and "user-service-authz rule 2" in article
+    assert article.startswith("ALLOW") and "user-service-authz, rule 2" in article
 
     panel.locator(".authz-tester-version select").select_option("corrected")
     wait_for_change(page, RESULT, article)
@@ -57,5 +57,5 @@ def test_authz_tester_decides_again_when_a_control_changes(jupyterlab, browser_p
     panel.screenshot(path=str(SCREENSHOTS / "mesh_authz_tester.png"))
 
     assert corrected.startswith("DENY") and "none matches" in corrected
-    assert "user-service-authz rule 0" in allowed
+    assert "user-service-authz, rule 0" in allowed
     assert basic.startswith("DENY")

@@ -76,10 +76,11 @@ def test_authz_decision_names_the_policy_and_rule():
     d = viz.authz_decision("corrected", "user-service", experiments.PAYMENT_SVC, "DELETE", "/admin/users",
                            "authorization", "Bearer x")
     assert d["decision"] == "DENY" and d["action"] == "DEFAULT"
+    assert viz.authz_text(d).startswith("DENY: by default, no rule decided (ALLOW policies apply")
     d = viz.authz_decision("corrected", "order-service", experiments.USER_SVC, "PUT", "/api/orders/7",
                            "x-user-id", "u-1")
     assert d["decision"] == "ALLOW" and d["rule"] == 0
-    assert viz.authz_text(d).startswith("ALLOW: decided by ALLOW policy default/order-service-authz rule 0")
+    assert viz.authz_text(d).startswith("ALLOW: ALLOW policy default/order-service-authz, rule 0")
     with pytest.raises(ValueError, match="target"):
         viz.authz_decision("article", "nobody", None, "GET", "/")
 
@@ -87,6 +88,7 @@ def test_authz_decision_names_the_policy_and_rule():
 def test_authz_tester_redecides_when_a_control_changes():
     panel = viz.authz_tester()
     assert "ALLOW" in panel.result.value and "rule 2" in panel.result.value
+    assert "</b> ALLOW policy default/user-service-authz, rule 2" in panel.result.value
     panel.controls["version"].value = "corrected"
     assert "DENY" in panel.result.value
     panel.controls["caller"].value = "api-gateway"

@@ -1,8 +1,14 @@
 """Chapter 7: the service mesh: the article's Istio configuration validated, its
 authorization policies evaluated over a grid of requests, and real mTLS between sidecars.
 
-``experiments`` returns plain data for the notebook; ``exercise`` checks a fix of the
-article's AuthorizationPolicies and returns a ``Verdict``.
+* ``experiments``: validation rows, the authorization grid (article's vs corrected
+  policies), the mTLS mode matrix and a rotation run (real time, 127.0.0.1);
+* ``traffic_runs``: the corrected configuration executed by a sidecar in virtual time: the
+  80/20 split, retries, outlier ejection, pool overflow, the progressive canary;
+* ``graph_runs``: routing and timeout rows, faults measured, the shop's mixed traffic and
+  its per-edge numbers (rate, error rate, p99), configuration changed while traffic runs;
+* ``figures``: plotly figures and ipywidgets panels (authorization tester, mesh graph panel);
+* ``exercise``: checks a fix of the article's AuthorizationPolicies and returns a ``Verdict``.
 """
 
 from workbook.labs.ch07_mesh.exercise import check_authorization_answer, model_answer, naive_answers

@@ -22,9 +22,9 @@ from workbook.core.verdict import Verdict
 from workbook.labs.ch07_mesh.experiments import TARGETS, authorization_rows, inventory
 from workbook.mesh import (
     AuthzPolicy,
-    bundled_schemas,
     MeshConfigError,
     analyze,
+    bundled_schemas,
     parse_resources,
     policies_from,
 )

@@ -37,11 +37,11 @@ from workbook.mesh import (
     AuthzPolicy,
     AuthzRequest,
     IstioSchemas,
-    bundled_schemas,
     MeshCA,
     MeshListener,
     WorkloadIdentity,
     analyze,
+    bundled_schemas,
     evaluate_authorization,
     load_inventory,
     load_mesh_directory,
@@ -202,7 +202,7 @@ async def _try(url: str, context) -> str:
             async with s.get(url) as r:
                 body = await r.json()
                 return f"{r.status} peer={body['peer'] or '(none: plaintext)'}"
-    except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
+    except (TimeoutError, aiohttp.ClientError, OSError) as exc:
         return f"failed ({type(exc).__name__})"
 
 
@@ -247,7 +247,7 @@ async def rotation_run(calls: int = 40, rotations: int = 4) -> dict:
                         async with s.get(sidecar.tls_url + "/") as r:
                             await r.read()
                             statuses[str(r.status)] += 1
-                    except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
+                    except (TimeoutError, aiohttp.ClientError, OSError) as exc:
                         statuses[type(exc).__name__] += 1
                 done.set()
 

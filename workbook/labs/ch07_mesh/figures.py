@@ -240,8 +240,10 @@ def authz_decision(version: str, target: str, principal: str | None, method: str
 
 
 def authz_text(d: dict) -> str:
-    return (f"{d['decision']}: decided by {d['action']} policy {d['policy']} rule {d['rule']} "
-            f"({d['reason']})")
+    """One line: the decision, then the policy and rule that decided (or "by default") and why."""
+    if d["policy"] == "-":
+        return f"{d['decision']}: by default, no rule decided ({d['reason']})"
+    return f"{d['decision']}: {d['action']} policy {d['policy']}, rule {d['rule']} ({d['reason']})"
 
 
 def authz_tester(version: str = "article", target: str = "user-service", caller: str = "payment-service",
@@ -271,7 +273,7 @@ def authz_tester(version: str = "article", target: str = "user-service", caller:
         d = authz_decision(v["version"], v["target"], CALLERS[v["caller"]], v["method"], v["path"] or "/",
                            v["header"].strip().lower(), v["value"])
         colour = OK if d["decision"] == "ALLOW" else BAD
-        result.value = f"<b style='color:{colour}'>{d['decision']}</b> {authz_text(d)[len(d['decision']) + 1:]}"
+        result.value = f"<b style='color:{colour}'>{d['decision']}</b> {authz_text(d)[len(d['decision']) + 2:]}"
         return d
 
     decide()

@@ -28,8 +28,16 @@ from workbook.core.seeds import stream
 from workbook.core.simnet import Request, Response, SimNetwork
 from workbook.core.stats import quantile
 from workbook.core.virtual_time import run_virtual
-from workbook.mesh import (CanaryAnalysis, Endpoint, Sidecar, compile_traffic, load_mesh_directory, parse_resources,
-                           run_canary, simnet_transport)
+from workbook.mesh import (
+    CanaryAnalysis,
+    Endpoint,
+    Sidecar,
+    compile_traffic,
+    load_mesh_directory,
+    parse_resources,
+    run_canary,
+    simnet_transport,
+)
 
 INSTANCES = (("order-service", "v1", 2), ("order-service", "v2", 1), ("user-service", "v1", 2),
              ("payment-service", "v1", 1))
@@ -171,7 +179,7 @@ def pool_run(burst: int = 100, *, service_time: float = 0.5) -> dict:
     """``burst`` simultaneous orders against order-service v1's pool (50 connections, 25 pending)."""
     config = corrected_config().with_weights("orders", {"v1": 100, "v2": 0})
     _, sidecar, behaviours = build_mesh(0, config=config)
-    for name, b in behaviours.items():
+    for b in behaviours.values():
         b.service_time = service_time
 
     async def main():
