@@ -94,3 +94,22 @@ def test_compare_with_prometheus_agrees(prometheus_with):
     result = ex.compare_with_prometheus(0)
     assert result["agree"] and result["compared"] == 40
     assert result["max_rel_diff"] <= 1e-9
+
+
+def test_repeat_demo_waits_groups_and_repeats_an_unchanged_group_hourly():
+    sent = asyncio.run(ex.repeat_demo(minutes=150))
+    assert [(n["time"], n["alerts"]) for n in sent] == [
+        (30.0, ["db-1"]),                       # group_wait
+        (1230.0, ["db-1", "db-2"]),             # the group changed at 20 min: next group_interval tick
+        (4830.0, ["db-1", "db-2"]),             # unchanged: repeat_interval (1 h) later
+        (8430.0, ["db-1", "db-2"])]
+    assert {n["status"] for n in sent} == {"firing"}
+
+
+def test_resilience_demo_reports_breaker_and_retry_metrics():
+    lines = asyncio.run(ex.resilience_demo())
+    assert 'circuit_breaker_calls_total{breaker="inventory",outcome="error"} 4.0' in lines
+    assert 'circuit_breaker_calls_total{breaker="inventory",outcome="not_permitted"} 2.0' in lines
+    assert 'circuit_breaker_state{breaker="inventory",state="OPEN"} 1.0' in lines
+    assert 'retries_total{name="inventory"} 2.0' in lines
+    assert lines == asyncio.run(ex.resilience_demo())

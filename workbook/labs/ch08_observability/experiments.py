@@ -9,7 +9,12 @@
   alerts minute by minute on its promtool unit test's series (pending, firing, kept firing).
 * ``routing_demo()``: alerts routed, grouped, inhibited and silenced, delivered to a real
   webhook receiver on 127.0.0.1 (times from a manual clock).
+* ``repeat_demo()``: one alert group over two and a half hours: ``group_wait`` before the
+  first notification, a second alert joining the group (sent at the next
+  ``group_interval``), then an unchanged group re-sent every ``repeat_interval``.
 * ``slo_table(seed, days)``: the SRE Workbook approaches on the same simulated month.
+* ``resilience_demo()`` (a coroutine): chapter 2's breaker and retry reporting through
+  ``ResilienceMetrics`` (calls by outcome, state, transitions, retries).
 * ``red_demo()`` (a coroutine): chapter 2's demo inventory service, instrumented, on a real
   127.0.0.1 port; a few requests, then its ``/metrics`` (the lines whose values do not
   depend on the wall clock).
@@ -30,6 +35,7 @@ import yaml
 import math
 
 import aiohttp
+from prometheus_client import generate_latest
 
 from workbook.core.clock import ManualClock
 from workbook.core.prometheus_server import PrometheusServer
@@ -41,6 +47,8 @@ from workbook.observability import (LATENCY_BUCKETS, RECEIVED, Alertmanager, Eng
                                     RuleEvaluator, SeriesStore, ServiceMetrics, WebhookSender, compare,
                                     histogram_quantile, increase, instrument_app, load_rules, rate,
                                     store_from_promtool_test, webhook_receiver_app)
+from workbook.observability.instrument import ResilienceMetrics
+from workbook.resilience import CircuitBreaker, Retry
 from workbook.transport.demo_service import make_demo_app
 from workbook.labs.ch08_observability.exercise import exercise_series
 
@@ -171,6 +179,58 @@ async def routing_demo() -> dict:
     return summary
 
 
+REPEAT_ROUTING = {"receiver": "team", "group_by": ["alertname"], "group_wait": "30s", "group_interval": "5m",
+                  "repeat_interval": "1h"}
+
+
+async def repeat_demo(minutes: int = 150) -> list[dict]:
+    """Deliveries of one group (``REPEAT_ROUTING``) to a real webhook receiver: time, status, alerts."""
+    clock = ManualClock()
+    app = webhook_receiver_app(clock)
+    async with serve(app) as (url,):
+        am = Alertmanager(REPEAT_ROUTING, {"team": WebhookSender(url + "/alerts")}, clock=clock)
+        disk = {"labels": {"alertname": "DiskFilling", "instance": "db-1", "severity": "warning"}}
+        other = {"labels": {"alertname": "DiskFilling", "instance": "db-2", "severity": "warning"}}
+        for t in range(0, minutes * 60 + 1, 60):  # Prometheus re-sends what fires every evaluation
+            await asyncio.wait_for(am.run_until(t), 10)
+            am.receive([disk] + ([other] if t >= 20 * 60 else []))
+        await asyncio.wait_for(am.run_until(minutes * 60), 10)
+    return [{"time": r["time"], "status": r["payload"]["status"],
+             "alerts": [a["labels"]["instance"] for a in r["payload"]["alerts"]]} for r in app[RECEIVED]]
+
+
+async def resilience_demo() -> list[str]:
+    """A breaker opening on failures and a retry recovering a flaky call: the metrics lines they produce."""
+    clock = ManualClock()
+    metrics = ResilienceMetrics()
+    breaker = CircuitBreaker("inventory", failure_rate_threshold=50, sliding_window_size=4,
+                             minimum_number_of_calls=4, wait_duration_in_open_state=30, clock=clock)
+    metrics.attach_breaker(breaker)
+    retry = Retry(max_attempts=3, clock=clock, rng=stream(0, "ch08", "retry-jitter"))
+    metrics.attach_retry(retry, "inventory")
+
+    def down():
+        raise ConnectionError("inventory is down")
+
+    for _ in range(6):
+        try:
+            breaker.call(down)
+        except Exception:  # noqa: BLE001 (errors, then CallNotPermitted: both counted by outcome)
+            pass
+    attempts = {"n": 0}
+
+    async def flaky():
+        attempts["n"] += 1
+        if attempts["n"] < 3:
+            raise ConnectionError("blip")
+        return "ok"
+
+    await retry.call_async(flaky)
+    text = generate_latest(metrics.registry).decode()
+    return [line for line in text.splitlines()
+            if line and not line.startswith("#") and "_created" not in line and not line.endswith(" 0.0")]
+
+
 def slo_table(seed: int = 0, days: int = 30) -> list[dict]:
     return compare(seed, days=days)["rows"]
 
@@ -266,6 +326,6 @@ def compare_with_prometheus(seed: int = 0, *, rel_tol: float = 1e-9) -> dict:
             "rows": rows}
 
 
-__all__ = ["red_demo", "extrapolation_example", "comparison_store", "compare_with_prometheus", "COMPARE_QUERIES",
+__all__ = ["red_demo", "repeat_demo", "resilience_demo", "REPEAT_ROUTING", "extrapolation_example", "comparison_store", "compare_with_prometheus", "COMPARE_QUERIES",
            "quantile_error", "naive_versus_for", "service_alert_timeline", "routing_demo", "slo_table",
            "latencies", "bucket_counts", "LAYOUTS"]

@@ -246,6 +246,7 @@ def dashboard_panel(seed: int = 0, *, rate: float = 20.0):
     play = w.Play(value=0, min=0, max=240, interval=600, description="run")
     summary = w.HTML()
     fig = go.FigureWidget(dashboard_figure([], height=520))
+    fig.update_layout(title="checkout's RED metrics and its alert, live (virtual time)")
 
     def redraw():
         pts = sim.points
