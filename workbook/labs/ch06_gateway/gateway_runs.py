@@ -19,7 +19,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import re
 import time
 from pathlib import Path
@@ -27,10 +29,27 @@ from pathlib import Path
 import aiohttp
 from multidict import CIMultiDict
 
-from workbook.auth import (JWTVerifier, KeySet, SigningKey, TokenRejected, VerifierConfig, forge_with_default_secret,
-                           forgeries, naive_verify, run_attacks)
-from workbook.gateway import (PathRejected, RouteRule, Router, audit_article_config, load_config, naive_find_route,
-                              normalize_path)
+from workbook.auth import (
+    JWTVerifier,
+    KeySet,
+    SigningKey,
+    TokenRejected,
+    VerifierConfig,
+    forge_with_default_secret,
+    forgeries,
+    naive_verify,
+    run_attacks,
+)
+from workbook.core.seeds import stream
+from workbook.gateway import (
+    PathRejected,
+    Router,
+    RouteRule,
+    audit_article_config,
+    load_config,
+    naive_find_route,
+    normalize_path,
+)
 from workbook.gateway.demo import DEMO_AUDIENCE, DEMO_ISSUER, DemoStack
 
 DATA = Path(__file__).resolve().parents[3] / "data" / "gateway"
@@ -152,39 +171,46 @@ TOUR = [
 ] + [("GET", "/api/limited/x", None)] * 7
 
 
-async def live_tour() -> list[dict]:
-    """The scripted session; one row per request, from the gateway's access log."""
-    stack = await DemoStack.start()
+async def live_tour(stack: DemoStack | None = None) -> list[dict]:
+    """The scripted session; one row per request, from the gateway's access log. With a
+    running ``stack`` (the notebook's) it is used and left running; else one is started."""
+    own = stack is None
+    stack = stack or await DemoStack.start()
     try:
+        before = len(stack.gateway.access_log.records())
         async with aiohttp.ClientSession() as client:
             for method, path, scopes in TOUR:
                 headers = stack.bearer(scopes) if scopes else {}
                 kwargs = {"json": {"sku": "apple", "quantity": 1}} if method == "POST" else {}
                 async with client.request(method, stack.gateway_url + path, headers=headers, **kwargs) as r:
                     await r.read()
-        records = stack.gateway.access_log.records()
+        records = stack.gateway.access_log.records()[before:]
     finally:
-        await stack.stop()
+        if own:
+            await stack.stop()
     return [{"request": f"{m} {p}", "token": "none" if s is None else " ".join(s), "status": rec["status"],
              "route": rec["route"], "instance": rec["instance"], "limiter": rec["limiter"],
              "attempts": rec["attempts"], "error": rec["error"]}
             for (m, p, s), rec in zip(TOUR, records)]
 
 
-async def header_rows() -> dict:
-    """One request with hop-by-hop and forwarding headers; what crossed the gateway."""
+async def header_rows(stack: DemoStack | None = None) -> dict:
+    """One request with hop-by-hop and forwarding headers; what crossed the gateway (on
+    ``stack`` if given, left running; else on a stack of its own)."""
     sent = {"Connection": "X-Private, keep-alive", "X-Private": "must not cross", "Keep-Alive": "timeout=9",
             "TE": "trailers", "Proxy-Authorization": "Basic Zm9v", "Upgrade": "websocket",
             "X-Forwarded-For": "203.0.113.7", "X-Forwarded-Proto": "https", "Forwarded": "for=203.0.113.7",
             "X-Request-Id": "tour-1", "X-Custom": "kept"}
-    stack = await DemoStack.start()
+    own = stack is None
+    stack = stack or await DemoStack.start()
     try:
         async with aiohttp.ClientSession() as client:
             async with client.get(stack.gateway_url + "/echo/headers", headers=sent) as r:
                 echoed = json.loads(await r.read())
                 back = CIMultiDict(r.headers)
     finally:
-        await stack.stop()
+        if own:
+            await stack.stop()
     upstream = CIMultiDict(echoed["headers"])
     hidden = {"host", "date", "content-length", "user-agent", "accept", "accept-encoding"}
     request_rows = [{"header": k, "client_sent": v, "upstream_got": _port_free(upstream.get(k))}
@@ -247,6 +273,112 @@ async def streaming_memory(size_mb: int = 200) -> dict:
     return {"size_mb": size_mb, "upload": up, "download": down}
 
 
-__all__ = ["MATCHER_PATHS", "MATCHER_ROUTES", "PLAYGROUND_NOW", "TOUR", "article_config_report",
-           "corrected_config_summary", "default_secret_forgery", "header_rows", "jwt_playground", "live_tour",
-           "normalisation_rows", "route_matcher_rows", "streaming_memory"]
+def route_decision(path: str, method: str = "GET") -> dict:
+    """One path through both matchers with the reason (the route-matcher tester's answer)."""
+    article = [{"name": n, "path": p, "method": m} for n, p, _, m, _ in MATCHER_ROUTES]
+    naive = naive_find_route(article, method, path)
+    why_article = (f"{path!r}.startswith({naive['path']!r}) on the raw path" if naive else
+                   "no route starts the raw path")
+    router = Router(RouteRule(n, p, k, (m,), target=auth) for n, p, k, m, auth in MATCHER_ROUTES)
+    try:
+        normal = normalize_path(path)
+    except PathRejected as exc:
+        return {"path": path, "article": naive["name"] if naive else "404", "article_why": why_article,
+                "normalised": None, "route": "400", "why": f"refused before routing: {exc.detail}", "auth": None}
+    found = router.match(method, normal)
+    if found.rule is not None:
+        route, why, auth = found.rule.name, f"longest whole-segment prefix {found.rule.path!r}", found.rule.target
+    elif found.allowed:
+        route, why, auth = "405", f"the most specific route allows only {', '.join(found.allowed)}", None
+    else:
+        route, why, auth = "404", "no route's prefix ends on a segment boundary of this path", None
+    return {"path": path, "article": naive["name"] if naive else "404", "article_why": why_article,
+            "normalised": normal, "route": route, "why": why, "auth": auth}
+
+
+def decision_text(d: dict) -> str:
+    """One line for the tester: ours (and why), then the article's."""
+    ours = f"{d['route']}" + ("" if d["auth"] is None else (" (auth required)" if d["auth"] else " (no auth)"))
+    norm = "" if d["normalised"] in (None, d["path"]) else f" normalised to {d['normalised']},"
+    return f"ours: {ours},{norm} {d['why']} | article: {d['article']} ({d['article_why']})"
+
+
+async def error_rows(stack: DemoStack) -> list[dict]:
+    """A 502 (refused and reset), a 504 and a 413 through ``stack``: status, content type and
+    the problem document's type, title and status (the request id is left out: random)."""
+    cases = [("refused connection", "GET", "/api/dead/x", None), ("reset by the upstream", "GET", "/echo/reset", None),
+             ("upstream too slow (0.5 s timeout)", "GET", "/slow/sleep?seconds=2", None),
+             ("body of 2 KiB on a 1 KiB route", "POST", "/small/upload", b"x" * 2048)]
+    rows = []
+    async with aiohttp.ClientSession() as client:
+        for name, method, path, body in cases:
+            async with client.request(method, stack.gateway_url + path, data=body) as r:
+                doc = json.loads(await r.read())
+                rows.append({"case": name, "status": r.status, "content_type": r.content_type,
+                             "type": doc["type"].rsplit("/", 1)[-1], "title": doc["title"],
+                             "body_status": doc["status"]})
+    return rows
+
+
+FUZZ_SEGMENTS = ["api", "public", "admin", "users", "x", "..", ".", "%2e%2e", "%2E", "%2F", "%00", "%5C", "%zz",
+                 "%", "%41", "%25", "%252e", "~", "", "a;b", "%C3%A9", "é", "a b", "\\"]
+FUZZ_METHODS = ["GET", "GET", "POST", "DELETE", "PATCH", "OPTIONS", "BREW", "get"]
+
+
+async def bounded_fuzz(stack: DemoStack, n: int = 300, seed: int = 0) -> dict:
+    """``n`` generated requests (seeded: the same at every run) of odd paths, methods and
+    tokens sent as raw bytes to the live gateway; status counts at the socket."""
+    rng = stream(seed, "gateway-fuzz")
+    host, port = stack.gateway_url.removeprefix("http://").split(":")
+    statuses: dict[str, int] = {}
+    parser_log = logging.getLogger("aiohttp.server")  # logs each request its parser refuses (400)
+    level = parser_log.level
+    parser_log.setLevel(logging.CRITICAL)
+    try:
+        for _ in range(n):
+            await _fuzz_one(rng, host, int(port), statuses)
+    finally:
+        parser_log.setLevel(level)
+    return {"requests": n, "statuses": dict(sorted(statuses.items())), "answered_500": statuses.get("500", 0)}
+
+
+async def _fuzz_one(rng, host: str, port: int, statuses: dict) -> None:
+    path = "/" + "/".join(rng.choice(FUZZ_SEGMENTS) for _ in range(rng.randint(1, 5)))
+    method = rng.choice(FUZZ_METHODS)
+    token = rng.choice(["", "Authorization: Bearer x.y.z\r\n", "Authorization: Bearer \r\n",
+                        "Authorization: Basic Zm9vOmJhcg==\r\n", "Authorization: Bearer " + "a" * 9000 + "\r\n"])
+    raw = (f"{method} {path} HTTP/1.1\r\nHost: gw\r\n{token}Content-Length: 0\r\nConnection: close\r\n\r\n")
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        writer.write(raw.encode("utf-8", "surrogateescape"))
+        await writer.drain()
+        line = await asyncio.wait_for(reader.readline(), 10)
+    finally:
+        writer.close()
+        await writer.wait_closed()
+    parts = line.split()
+    status = parts[1].decode() if len(parts) > 1 else "closed"
+    statuses[status] = statuses.get(status, 0) + 1
+
+
+__all__ = [
+    "FUZZ_METHODS",
+    "FUZZ_SEGMENTS",
+    "MATCHER_PATHS",
+    "MATCHER_ROUTES",
+    "PLAYGROUND_NOW",
+    "TOUR",
+    "article_config_report",
+    "bounded_fuzz",
+    "corrected_config_summary",
+    "decision_text",
+    "default_secret_forgery",
+    "error_rows",
+    "header_rows",
+    "jwt_playground",
+    "live_tour",
+    "normalisation_rows",
+    "route_decision",
+    "route_matcher_rows",
+    "streaming_memory",
+]
