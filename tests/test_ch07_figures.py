@@ -39,22 +39,24 @@ def test_mesh_graph_labels_every_edge_and_colours_by_error_rate(edges):
     assert fig.to_json() == viz.mesh_graph_figure(edges).to_json()
 
 
-def test_outlier_figure_marks_every_event():
+def test_outlier_figure_shades_every_ejection():
     run = traffic_runs.outlier_run(0)
+    spans = viz.ejections(run, 120.0)
+    assert [(round(a), round(b)) for a, b, _ in spans] == [(20, 60), (60, 120)]
+    assert [label for _, _, label in spans] == ["ejection 1, 30 s", "ejection 2, 60 s"]
     fig = viz.outlier_figure(run)
-    assert len(fig.layout.shapes) == 1 + len(run["events"])  # the failing window + one line per event
-    markers = fig.data[-1]
-    assert list(markers.text) == [e["event"] for e in run["events"]]
+    assert len(fig.layout.shapes) == 1 + len(spans)  # the failing window + one band per ejection
+    assert [a.text for a in fig.layout.annotations][1:] == [f"ejected: {label}" for _, _, label in spans]
     assert f"{run['errors']} errors" in fig.layout.title.text
 
 
 def test_canary_figure_shows_each_analysis_pass_or_fail():
     runs = [traffic_runs.canary_run("healthy"), traffic_runs.canary_run("errors")]
     fig = viz.canary_figure(runs)
-    names = [t.name for t in fig.data if t.name]
-    assert names == ["v2 healthy: promoted", "v2 errors: rolled back"]
-    marks = [t for t in fig.data if t.mode == "markers"]
+    assert [a.text for a in fig.layout.annotations] == ["v2 healthy: promoted", "v2 errors: rolled back"]
+    marks = [t for t in fig.data if t.mode == "markers+text"]
     assert list(marks[0].marker.symbol) == ["circle"] * 4 and list(marks[1].marker.symbol) == ["x", "x"]
+    assert marks[1].text[0].startswith("92.2 %")
     assert list(fig.data[2].y)[-1] == 0  # rolled back: the weight ends at 0
 
 

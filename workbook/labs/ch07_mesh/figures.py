@@ -28,54 +28,69 @@ from workbook.mesh import AuthzRequest, evaluate_authorization, policies_from
 OK, BAD, WARN, GREY = "#00cc96", "#EF553B", "#FFA15A", "#8c8c8c"
 
 
+def ejections(run: dict, end: float) -> list[tuple[float, float, str]]:
+    """(start, end, label) of each ejection in ``outlier_run``'s events (open ones end at ``end``)."""
+    spans, start, label = [], None, ""
+    for e in run["events"]:
+        if e["event"] == "eject":
+            start, label = e["time"], e["why"].split("(", 1)[-1].rstrip(")")
+        elif e["event"] == "uneject" and start is not None:
+            spans.append((start, e["time"], label))
+            start = None
+    if start is not None:
+        spans.append((start, end, label))
+    return spans
+
+
 def outlier_figure(run: dict, *, fail=(20.0, 70.0)) -> go.Figure:
-    """Per second: requests, 5xx answers, requests to the failing instance; ejections marked."""
+    """Per second: requests, 5xx answers, requests to the failing instance; ejections shaded."""
     rows = run["per_second"]
     t = [r["second"] for r in rows]
     fig = go.Figure()
     fig.add_vrect(x0=fail[0], x1=fail[1], fillcolor="#d3d3d3", opacity=0.35, line_width=0,
-                  annotation_text="v1-0 answers 500", annotation_position="top left")
+                  annotation_text="v1-0 answers 500", annotation_position="bottom left")
+    for start, end, label in ejections(run, float(len(rows))):
+        fig.add_vrect(x0=start, x1=end, fillcolor=BAD, opacity=0.12, line_width=0,
+                      annotation_text=f"ejected: {label}", annotation_position="top left")
     fig.add_scatter(x=t, y=[r["requests"] for r in rows], name="requests / s", mode="lines",
                     line={"color": GREY, "shape": "hv"})
     fig.add_scatter(x=t, y=[r["to_failing"] for r in rows], name="sent to order-service-v1-0", mode="lines",
                     line={"color": "#636efa", "shape": "hv"})
     fig.add_scatter(x=t, y=[r["errors"] for r in rows], name="5xx answers", mode="lines",
                     line={"color": BAD, "shape": "hv"})
-    for e in run["events"]:
-        fig.add_vline(x=e["time"], line={"color": BAD if e["event"] == "eject" else OK, "dash": "dot"})
-    fig.add_scatter(x=[e["time"] for e in run["events"]], y=[max(r["requests"] for r in rows) + 5] * len(run["events"]),
-                    mode="markers+text", text=[e["event"] for e in run["events"]], textposition="top center",
-                    marker={"color": [BAD if e["event"] == "eject" else OK for e in run["events"]], "size": 9},
-                    name="outlier detection", showlegend=False)
     fig.update_layout(title=f"Outlier detection ejects the failing instance within a second: "
                             f"{run['errors']} errors in {len(rows)} s<br>"
                             "<sup>5 consecutive 5xx eject it for 30 s, then 60 s (base time x ejections)</sup>",
-                      xaxis_title="time (s, virtual)", yaxis_title="requests per second", height=420)
+                      xaxis_title="time (s, virtual)", yaxis_title="requests per second", height=420,
+                      yaxis={"range": [0, max(r["requests"] for r in rows) * 1.25]})
     return fig
 
 
 def canary_figure(runs: list[dict]) -> go.Figure:
-    """The canary weight over time per v2 variant, each analysis a marker (green passed, red failed)."""
-    fig = go.Figure()
+    """One panel per v2 variant: the canary's weight over time, each analysis marked (o passed, x failed)."""
+    fig = make_subplots(rows=len(runs), cols=1, shared_xaxes=True, vertical_spacing=0.1,
+                        subplot_titles=[f"v2 {run['v2']}: {run['outcome']}" for run in runs])
     colours = {"healthy": OK, "errors": BAD, "slow": WARN}
-    for run in runs:
+    end = max(a["end"] for run in runs for a in run["analyses"]) + 10
+    for i, run in enumerate(runs, start=1):
         times = [t for t, _ in run["weights"]]
         weights = [w for _, w in run["weights"]]
-        end = max(a["end"] for a in run["analyses"])
-        fig.add_scatter(x=times + [end + 10], y=weights + [weights[-1]], mode="lines",
+        fig.add_scatter(x=times + [end], y=weights + [weights[-1]], mode="lines", row=i, col=1,
                         line={"shape": "hv", "color": colours.get(run["v2"], GREY)},
                         name=f"v2 {run['v2']}: {run['outcome']}")
         fig.add_scatter(
-            x=[a["end"] for a in run["analyses"]], y=[a["weight"] for a in run["analyses"]], mode="markers",
-            marker={"symbol": ["circle" if a["passed"] else "x" for a in run["analyses"]], "size": 11,
+            x=[a["end"] for a in run["analyses"]], y=[a["weight"] for a in run["analyses"]], row=i, col=1,
+            mode="markers+text", textposition="top left", textfont={"size": 9},
+            marker={"symbol": ["circle" if a["passed"] else "x" for a in run["analyses"]], "size": 10,
                     "color": [OK if a["passed"] else BAD for a in run["analyses"]]},
-            text=[f"{a['action']}: success {a['success_rate']:.1f} %, p99 {a['p99_ms']:.0f} ms"
-                  for a in run["analyses"]], hoverinfo="text", showlegend=False)
+            text=[f"{a['success_rate']:.1f} %, p99 {a['p99_ms']:.0f} ms" for a in run["analyses"]],
+            hoverinfo="text", showlegend=False)
+        fig.update_yaxes(range=[-10, 135], title_text="v2 %", row=i, col=1)
+    fig.update_xaxes(title_text="time (s, virtual)", row=len(runs), col=1)
     fig.update_layout(title="The canary promotes a healthy v2 in four steps and rolls a faulty one back "
-                            "after two failed analyses<br><sup>weight of v2 (%), markers: each analysis "
-                            "(o passed, x failed: success rate < 99 % or p99 > 500 ms)</sup>",
-                      xaxis_title="time (s, virtual)", yaxis_title="v2 weight (%)", height=420,
-                      yaxis={"range": [-5, 110]})
+                            "after two failed analyses<br><sup>v2's weight; each analysis: o passed, x failed "
+                            "(success rate < 99 % or p99 > 500 ms), with its success rate and p99</sup>",
+                      height=170 + 170 * len(runs), showlegend=False, margin={"t": 110})
     return fig
 
 
