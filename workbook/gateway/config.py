@@ -31,7 +31,7 @@ from workbook.auth.errors import WeakSecret
 from workbook.auth.keys import check_hmac_secret
 from workbook.balancing import BALANCERS
 from workbook.gateway.errors import GatewayConfigError, PathRejected
-from workbook.gateway.normalize import ENCODED_SLASH_POLICIES, normalize_path
+from workbook.gateway.normalize import normalize_path
 from workbook.ratelimit import LIMIT_KEY_SCOPES, LIMITER_FAIL_MODES, RATE_LIMIT_ALGORITHMS, WINDOW_ALGORITHMS
 
 HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
