@@ -88,8 +88,11 @@ plain = st.text("abcxyz0123-_~", min_size=1, max_size=6)
 segment = st.lists(st.one_of(plain, plain, odd_escape), max_size=4).map("".join)
 prefixes = st.sampled_from(["", "/api/stock", "/api/public", "/api/admin", "/echo", "/small", "/api/orders",
                             "/api/limited", "/api/dead", "/nowhere"])
-paths = st.builds(lambda p, segs, q: p + "/" + "/".join(segs) + q, prefixes, st.lists(segment, max_size=6),
-                  st.sampled_from(["", "?a=1", "?%zz", "?a=%00&b", "#frag"]))
+paths = mostly(
+    st.builds(lambda p, segs, q: p + "/" + "/".join(segs) + q, prefixes, st.lists(segment, max_size=6),
+              st.sampled_from(["", "?a=1", "?%zz", "?a=%00&b", "#frag"])),
+    # oversized request lines: past the gateway's 4,096-character path limit, past aiohttp's 8,190-byte line
+    st.builds(lambda p, n: p + "/" + "a" * n, prefixes, st.sampled_from([4_097, 6_000, 8_200, 20_000])), 0.95)
 methods = mostly(st.sampled_from(["GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH"]),
                  st.one_of(st.sampled_from(["get", "G ET", "", "CONNECT", "BREW", "TRACE", "GET\x00", "\xff\xfe"]),
                            st.text("ABCDEFGHIJKLMNOPQRSTUVWXYZ!#$%&'*+-.^_`|~", min_size=1, max_size=20)), 0.8)
