@@ -9,7 +9,8 @@
 * ``slo_figure(rows)``: detection time, reset time, false pages and missed incidents per
   SRE Workbook approach (``experiments.slo_table``).
 * ``waterfall_figure(rows, path)``: one trace's spans as bars, the critical path drawn over them.
-* ``dependency_figure(graph, seed)``: the service graph (``networkx`` spring layout, seeded).
+* ``dependency_figure(graph, seed)``: the service graph in layers (callers left of callees; a
+  graph with cycles: ``networkx`` spring layout, seeded).
 * ``sampling_figure(rows)``: share of error traces kept by head and tail sampling per budget.
 * ``dashboard_figure(points)`` and ``dashboard_panel(seed)``: the live RED dashboard of
   ``dashboard.DashboardSim``; the panel's container has the CSS class ``dashboard-panel``,
@@ -36,6 +37,18 @@ QUANTILES = (0.5, 0.75, 0.9, 0.95, 0.99, 0.995, 0.999)
 STATE_LEVEL = {"inactive": 0, "pending": 1, "firing": 2}
 
 
+def _title(text: str, width: int = 95) -> str:
+    """Break a long title into lines of at most ``width`` characters (plotly does not wrap titles)."""
+    lines, line = [], ""
+    for word in text.split(" "):
+        if line and len(line) + 1 + len(word) > width:
+            lines.append(line)
+            line = word
+        else:
+            line = f"{line} {word}" if line else word
+    return "<br>".join(lines + [line])
+
+
 def exponential_buckets(start_ms: float, factor: float, count: int) -> tuple[float, ...]:
     """``prometheus_client.utils.exponential_buckets`` in seconds, from a first bound in ms."""
     return tuple(round(start_ms / 1000 * factor ** i, 6) for i in range(int(count)))
@@ -49,8 +62,8 @@ def quantile_error_figure(rows: list[dict]) -> go.Figure:
         fig.add_scatter(x=[f"p{r['q'] * 100:g}" for r in pts], y=[r["error_pct"] for r in pts], name=layout,
                         mode="lines+markers")
     fig.add_hline(y=0, line={"color": "#888", "width": 1})
-    fig.update_layout(title="histogram_quantile is exact only at bucket bounds: inside a wide bucket it "
-                            "interpolates linearly, and the error grows with the bucket's width",
+    fig.update_layout(title=_title("histogram_quantile is exact only at bucket bounds: inside a wide bucket it "
+                  "interpolates linearly, and the error grows with the bucket's width"),
                       xaxis_title="quantile", yaxis_title="estimate - true (% of true)", height=400)
     return fig
 
@@ -119,8 +132,8 @@ def alert_timeline_figure(result: dict, threshold: float = 0.05) -> go.Figure:
     fig.update_yaxes(tickvals=[0, 1, 2], ticktext=["inactive", "pending", "firing"], row=2, col=1)
     fig.update_yaxes(title_text="error ratio", row=1, col=1)
     fig.update_xaxes(title_text="time (min)", row=2, col=1)
-    fig.update_layout(title="value > threshold pages on every spike and re-pages every 5 min; for: 5m waits "
-                            "out the spikes (pending) and pages once for the incident",
+    fig.update_layout(title=_title("value > threshold pages on every spike and re-pages every 5 min; for: 5m waits "
+                  "out the spikes (pending) and pages once for the incident"),
                       height=480)
     return fig
 
@@ -131,16 +144,19 @@ SLO_PANELS = (("detection_median_min", "median detection (min)"), ("reset_median
 
 def slo_figure(rows: list[dict]) -> go.Figure:
     """Four bars per approach: what each way of alerting on an SLO costs."""
-    fig = make_subplots(rows=2, cols=2, subplot_titles=[t for _, t in SLO_PANELS], vertical_spacing=0.18)
-    names = [r["approach"].split(" ", 1)[0] for r in rows]
+    fig = make_subplots(rows=2, cols=2, subplot_titles=[t for _, t in SLO_PANELS], vertical_spacing=0.16)
+    names = [f"({r['approach'].split(' ', 1)[0]})" for r in rows]
     for k, (key, _) in enumerate(SLO_PANELS):
-        fig.add_bar(x=names, y=[r[key] for r in rows], row=k // 2 + 1, col=k % 2 + 1, showlegend=False,
+        values = [r[key] for r in rows]
+        fig.add_bar(x=names, y=[max(v, 0.5) if key == "reset_median_min" else v for v in values],
+                    text=[f"{v:g}" for v in values], textposition="outside", cliponaxis=False,
+                    row=k // 2 + 1, col=k % 2 + 1, showlegend=False,
                     marker_color=["#00cc96" if r["approach"].startswith("6") else "#636efa" for r in rows],
                     hovertext=[r["approach"] for r in rows])
-    fig.update_yaxes(type="log", row=1, col=2)
-    fig.update_layout(title="Only multiwindow multi-burn-rate (6) pages fast, resets fast, never pages falsely "
-                            "and misses nothing", height=520)
-    fig.update_xaxes(title_text="approach (numbered as in the table)")
+    fig.update_yaxes(type="log", row=1, col=2)  # resets range from minutes to days; 0 drawn at 0.5
+    fig.update_xaxes(type="category")
+    fig.update_layout(title=_title("Only multiwindow multi-burn-rate (6) combines a fast page, a short reset, no "
+                                   "false pages and no missed incidents (x: approach as numbered in the table)"), height=560, margin={"t": 110})
     return fig
 
 
@@ -159,14 +175,28 @@ def waterfall_figure(rows: list[dict], path: list[dict] | None = None, *, title:
                     marker_color="#d62728")
     fig.update_yaxes(autorange="reversed")
     fig.update_layout(barmode="overlay", height=120 + 24 * len(rows), xaxis_title="ms since the request began",
-                      title=title or "One checkout through five services and the broker: the stock lookup is "
-                                     "the critical path; shipping runs after the response and delays nobody")
+                      title=_title(title or "One checkout through five services and the broker: the stock lookup "
+                                            "is the critical path (red); shipping runs after the response and "
+                                            "delays nobody"), margin={"t": 90})
     return fig
 
 
 def dependency_figure(graph: nx.DiGraph, seed: int = 0) -> go.Figure:
-    """Services as nodes (spring layout, seeded), calls and error rate on each edge."""
-    pos = nx.spring_layout(graph, seed=seed)
+    """Services as nodes, callers left of callees, calls and error rate on each edge.
+
+    A call graph without cycles is laid out in layers (``networkx.topological_generations``:
+    the entry point left, each callee one layer right of its furthest caller); one with
+    cycles falls back to ``spring_layout(seed=seed)``. Either way the same graph is drawn the
+    same way every time.
+    """
+    layered = graph.copy()
+    if nx.is_directed_acyclic_graph(layered):
+        for depth, layer in enumerate(nx.topological_generations(layered)):
+            for node in layer:
+                layered.nodes[node]["layer"] = depth
+        pos = nx.multipartite_layout(layered, subset_key="layer")
+    else:
+        pos = nx.spring_layout(graph, seed=seed)
     pos = {n: (round(float(x), 4), round(float(y), 4)) for n, (x, y) in pos.items()}
     fig = go.Figure()
     for a, b, d in sorted(graph.edges(data=True)):
@@ -175,7 +205,7 @@ def dependency_figure(graph: nx.DiGraph, seed: int = 0) -> go.Figure:
         fig.add_annotation(x=x1, y=y1, ax=x0, ay=y0, xref="x", yref="y", axref="x", ayref="y", showarrow=True,
                            arrowhead=3, arrowsize=1.5, arrowwidth=1.5, arrowcolor=color, standoff=18,
                            startstandoff=18)
-        fig.add_annotation(x=round((x0 + x1) / 2, 4), y=round((y0 + y1) / 2, 4), showarrow=False,
+        fig.add_annotation(x=round((x0 + x1) / 2, 4), y=round((y0 + y1) / 2, 4), showarrow=False, yshift=10,
                            text=f"{d['calls']} calls, {d['error_rate'] * 100:.1f}% errors",
                            font={"size": 10, "color": color}, bgcolor="rgba(255,255,255,0.7)")
     nodes = sorted(graph.nodes)
@@ -183,8 +213,8 @@ def dependency_figure(graph: nx.DiGraph, seed: int = 0) -> go.Figure:
                     textposition="bottom center", marker={"size": 26, "color": "#ab63fa"}, showlegend=False)
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
-    fig.update_layout(title="Derived from spans alone: who calls whom, how often, and where the errors are "
-                            "(payments' failures surface on gateway -> orders too)", height=460)
+    fig.update_layout(title=_title("Derived from spans alone: who calls whom, how often, and where the errors are "
+                  "(payments' failures surface on gateway -> orders too)"), height=460, margin={"t": 90})
     return fig
 
 
@@ -198,8 +228,8 @@ def sampling_figure(rows: list[dict]) -> go.Figure:
                     mode="lines+markers")
     fig.update_xaxes(type="log", title_text="budget: share of traces kept")
     fig.update_yaxes(title_text="share of error traces kept", range=[0, 1.05])
-    fig.update_layout(title="At the same budget, tail sampling keeps every error trace the budget can hold; "
-                            "head sampling keeps about its ratio of them", height=400)
+    fig.update_layout(title=_title("At the same budget, tail sampling keeps every error trace the budget can hold; "
+                  "head sampling keeps about its ratio of them"), height=400)
     return fig
 
 
@@ -208,6 +238,17 @@ def dashboard_figure(points: list[dict], *, height: int = 560) -> go.Figure:
     fig = make_subplots(rows=4, cols=1, shared_xaxes=True, vertical_spacing=0.05,
                         subplot_titles=["requests / s", "error ratio", "p90 latency (ms)", "HighErrorRatio"])
     ts = [p["t"] / 60 for p in points]
+    k = 0
+    while k < len(points):  # shade the faults' spans in every row (a row is one 15 s step ending at t)
+        if points[k]["fault"] == "none":
+            k += 1
+            continue
+        j = k
+        while j + 1 < len(points) and points[j + 1]["fault"] == points[k]["fault"]:
+            j += 1
+        fig.add_vrect(x0=(points[k]["t"] - 15) / 60, x1=points[j]["t"] / 60, fillcolor="#EF553B", opacity=0.1,
+                      line_width=0, row="all", col=1, exclude_empty_subplots=False)
+        k = j + 1
     fig.add_scatter(x=ts, y=[_num(p["rate"]) for p in points], mode="lines", row=1, col=1, name="rate")
     fig.add_scatter(x=ts, y=[_num(p["error_ratio"]) for p in points], mode="lines", row=2, col=1, name="errors")
     fig.add_hline(y=0.05, line={"dash": "dot", "color": "#888"}, row=2, col=1)
@@ -216,8 +257,8 @@ def dashboard_figure(points: list[dict], *, height: int = 560) -> go.Figure:
                     line={"shape": "hv"}, name="alert")
     fig.update_yaxes(tickvals=[0, 1, 2], ticktext=["inactive", "pending", "firing"], row=4, col=1)
     fig.update_xaxes(title_text="virtual time (min)", row=4, col=1)
-    fig.update_layout(title="A fault shows in the error ratio at once; the alert is pending for its for: 1m, "
-                            "then fires, and resolves when the 1m rate drops back", height=height,
+    fig.update_layout(title=_title("A fault shows in the error ratio at once; the alert is pending for its for: 1m, "
+                  "then fires, and resolves when the 1m rate drops back (fault shaded)"), height=height, margin={"t": 100},
                       showlegend=False)
     return fig
 
