@@ -9,10 +9,10 @@ mints a valid token; ``await stack.stop()`` stops everything it started.
 Routes: ``stock`` (GET ``/api/stock`` -> inventory ``/stock``, scope ``stock:read``),
 ``orders`` (POST ``/api/orders`` -> inventory ``/orders``, scope ``orders:write``),
 ``public`` (``/api/public``, no auth) and ``admin`` (``/api/admin``, scope ``admin``) to the
-echo upstream, ``limited`` (``/api/limited``, no auth, 5 per minute, fixed window),
-``echo`` (``/echo``, no auth, any method, 256 MiB bodies), ``small`` (``/small``, 1 KiB
-bodies), ``slow`` (``/slow``, 0.5 s timeout) and ``dead`` (``/api/dead``: an instance on a
-closed port).
+echo upstream, ``limited`` (``/api/limited``, no auth, 5 per minute by sliding log: no
+window edge for a test to straddle), ``echo`` (``/echo``, no auth, any method, 256 MiB
+bodies), ``small`` (``/small``, 1 KiB bodies), ``slow`` (``/slow``, 0.5 s timeout) and
+``dead`` (``/api/dead``: an instance on a closed port).
 """
 
 from __future__ import annotations
@@ -108,7 +108,7 @@ def demo_config(*, inventory: list[str], echo: str, jwks_url: str | None = None,
         "jwt": jwt,
         "rate_limiters": {
             "per-client": {"algorithm": "token_bucket", "limit": 1000, "period_seconds": 1, "key": "client+route"},
-            "five-per-minute": {"algorithm": "fixed_window", "limit": 5, "period_seconds": 60, "key": "route"},
+            "five-per-minute": {"algorithm": "sliding_log", "limit": 5, "period_seconds": 60, "key": "route"},
         },
         "services": {
             "inventory": {"balancer": "round_robin",
