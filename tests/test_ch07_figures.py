@@ -109,3 +109,11 @@ def test_mesh_panel_redraws_the_edges_when_a_slider_moves():
     after = [a.text for a in panel.figure.layout.annotations]
     assert after != before and panel.summary.value.startswith("v2 weight 20 %, abort 30 %")
     assert any(t.line.color == viz.BAD for t in panel.figure.data if t.mode == "lines")
+
+
+def test_live_change_figure_marks_each_applied_change():
+    live = graph_runs.live_change_run(0)
+    fig = viz.live_change_figure(live)
+    assert [a.text for a in fig.layout.annotations] == [f"apply: {note}" for _, note in live["applied"]]
+    assert [s.x0 for s in fig.layout.shapes] == [30.0, 60.0]
+    assert list(fig.data[0].y) == [100 * w["v2_share"] for w in live["windows"]]

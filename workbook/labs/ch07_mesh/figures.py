@@ -4,6 +4,8 @@
   second, with Envoy's ejections and returns marked (``traffic_runs.outlier_run``);
 * ``canary_figure``: the canary's weight over time for each v2, every analysis marked
   passed or failed with its success rate and p99 (``traffic_runs.canary_run``);
+* ``live_change_figure``: v2's share and the aborted share per window, with the moments a
+  new configuration was applied (``graph_runs.live_change_run``);
 * ``authorization_figure``: the grid of requests, per policy set and target, coloured by
   right or wrong decision (``experiments.authorization_rows``);
 * ``mesh_graph_figure``: a Kiali-style graph, ingress -> services -> versions, each edge
@@ -91,6 +93,27 @@ def canary_figure(runs: list[dict]) -> go.Figure:
                             "after two failed analyses<br><sup>v2's weight; each analysis: o passed, x failed "
                             "(success rate < 99 % or p99 > 500 ms), with its success rate and p99</sup>",
                       height=170 + 170 * len(runs), showlegend=False, margin={"t": 110})
+    return fig
+
+
+def live_change_figure(live: dict) -> go.Figure:
+    """Per window: v2's share and the error share, each configuration change marked."""
+    rows = live["windows"]
+    width = rows[1]["from_s"] - rows[0]["from_s"] if len(rows) > 1 else 10.0
+    x = [r["from_s"] + width / 2 for r in rows]
+    fig = go.Figure()
+    fig.add_bar(x=x, y=[100 * r["v2_share"] for r in rows], name="share sent to v2 (%)", marker_color="#636efa",
+                width=width * 0.4, offset=-width * 0.4)
+    fig.add_bar(x=x, y=[100 * r["aborted_503_FI"] / r["requests"] for r in rows],
+                name="answered 503 by the fault filter (%)",
+                marker_color=BAD, width=width * 0.4, offset=0)
+    for at, note in live["applied"]:
+        fig.add_vline(x=at, line={"color": GREY, "dash": "dot"}, annotation_text=f"apply: {note}",
+                      annotation_position="top right")
+    fig.update_layout(title="A configuration applied while traffic runs takes effect at the next request"
+                            "<br><sup>orders at 50 per second; share of each 10 s window</sup>",
+                      xaxis_title="time (s, virtual)", yaxis_title="% of the window's requests", height=380,
+                      yaxis={"range": [0, 70]}, barmode="overlay")
     return fig
 
 
