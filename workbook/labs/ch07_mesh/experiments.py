@@ -198,10 +198,10 @@ def _peer_app() -> web.Application:
 async def _try(url: str, context) -> str:
     connector = aiohttp.TCPConnector(ssl=context if context is not None else False, force_close=True)
     try:
-        async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=5)) as s:
-            async with s.get(url) as r:
-                body = await r.json()
-                return f"{r.status} peer={body['peer'] or '(none: plaintext)'}"
+        async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=5)) as s, \
+                s.get(url) as r:
+            body = await r.json()
+            return f"{r.status} peer={body['peer'] or '(none: plaintext)'}"
     except (TimeoutError, aiohttp.ClientError, OSError) as exc:
         return f"failed ({type(exc).__name__})"
 
