@@ -113,3 +113,13 @@ def test_resilience_demo_reports_breaker_and_retry_metrics():
     assert 'circuit_breaker_state{breaker="inventory",state="OPEN"} 1.0' in lines
     assert 'retries_total{name="inventory"} 2.0' in lines
     assert lines == asyncio.run(ex.resilience_demo())
+
+
+def test_service_alert_timeline_carries_the_templated_summaries_and_keep_firing_for():
+    timeline = ex.service_alert_timeline()
+    firing = [r for r in timeline if r["HighErrorRatio"] == "firing"]
+    assert firing and all(r["summaries"]["HighErrorRatio"].startswith("inventory: ") for r in firing)
+    assert firing[0]["summaries"]["HighErrorRatio"].endswith("% of requests fail")
+    stopped = next(r["minute"] for r in timeline if r["minute"] > firing[0]["minute"] and r["error_ratio"] <= 0.05)
+    resolved = next(r["minute"] for r in timeline if r["minute"] > stopped and r["HighErrorRatio"] == "inactive")
+    assert resolved - stopped == 5  # keep_firing_for: 5m

@@ -126,7 +126,10 @@ async def naive_versus_for(seed: int = 0) -> dict:
 
 
 def service_alert_timeline() -> list[dict]:
-    """Minute-by-minute alert states of service_alerts.yml on its unit test's input series."""
+    """Minute-by-minute alert states of service_alerts.yml on its unit test's input series.
+
+    ``summaries`` holds the templated ``summary`` annotation of each firing alert.
+    """
     test = yaml.safe_load(data_path("observability", "service_alerts_test.yml").read_text())["tests"][0]
     store, interval = store_from_promtool_test(test)
     evaluator = RuleEvaluator(load_rules(data_path("observability", "service_alerts.yml")), store)
@@ -136,7 +139,8 @@ def service_alert_timeline() -> list[dict]:
         ratio = list(evaluator.engine.query_vector("service:http_errors:ratio_rate5m", t).values() or [0.0])[0]
         rows.append({"minute": int(t // 60), "error_ratio": round(ratio, 4),
                      "HighErrorRatio": states.get("HighErrorRatio", "inactive"),
-                     "SlowP99": states.get("SlowP99", "inactive")})
+                     "SlowP99": states.get("SlowP99", "inactive"),
+                     "summaries": {a.rule: a.annotations.get("summary", "") for a in alerts if a.state == "firing"}})
     return rows
 
 
