@@ -14,8 +14,8 @@ import pytest
 from tests.fixtures.jupyterlab import SCREENSHOTS, run_all, wait_for_change
 
 NOTEBOOK = "route_tester.ipynb"
-CELLS = ["from workbook.labs import setup_notebook\n\nsetup_notebook()\n"
-         "from workbook.labs.ch06_gateway import figures as viz",
+CELLS = [("from workbook.labs import setup_notebook\n\nsetup_notebook()\n"
+          "from workbook.labs.ch06_gateway import figures as viz"),
          "viz.route_tester('/api/usersettings', 'GET')"]
 RESULT = ".route-tester .route-tester-result"
 

@@ -63,12 +63,12 @@ def decide(router: Router, method: str, raw: str) -> tuple[str, str]:
 
 def _rules(answer) -> list[RouteRule]:
     if not isinstance(answer, (list, tuple)) or not answer:
-        raise ValueError(f"expected a non-empty list of route dicts, got {type(answer).__name__}")
+        raise TypeError(f"expected a non-empty list of route dicts, got {type(answer).__name__}")
     rules, names = [], set()
     for i, r in enumerate(answer):
         where = f"route[{i}]"
         if not isinstance(r, dict):
-            raise ValueError(f"{where}: expected a dict with {FIELDS}, got {type(r).__name__}")
+            raise TypeError(f"{where}: expected a dict with {FIELDS}, got {type(r).__name__}")
         unknown = sorted(set(r) - set(FIELDS))
         if unknown:
             raise ValueError(f"{where}: unknown field(s) {unknown}: expected some of {FIELDS}")
@@ -105,7 +105,7 @@ def check_route_table(answer) -> Verdict:
     """Judge a route table (see the module docstring)."""
     try:
         router = Router(_rules(answer))
-    except ValueError as exc:
+    except (TypeError, ValueError) as exc:
         return Verdict.rejected(SUBJECT, str(exc), hint="a list of {'name', 'path', 'match', 'methods'} dicts")
     checks, wrong = [], []
     for method, raw, intended in REQUESTS:

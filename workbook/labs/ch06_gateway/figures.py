@@ -102,8 +102,8 @@ def ratelimit_panel(algorithm: str = "token_bucket", rate: float = 10.0, burst: 
 def article_limiter_figure(boundary: dict, concurrency: dict) -> go.Figure:
     """Left: 2 x limit requests within 0.2 s around a window edge; right: 1,000 at once."""
     fig = make_subplots(rows=1, cols=2, subplot_titles=(
-        f"{boundary['requests']} requests within {boundary['span_seconds']:g} s across an edge (limit "
-        f"{boundary['limit']}/{boundary['window']} s)",
+        (f"{boundary['requests']} requests within {boundary['span_seconds']:g} s across an edge (limit "
+         f"{boundary['limit']}/{boundary['window']} s)"),
         f"{concurrency['requests']} concurrent requests (limit {concurrency['limit']})"))
     for col, data in ((1, boundary), (2, concurrency)):
         names = list(data["admitted"])

@@ -2,15 +2,19 @@
 
 * ``article_config_report()``: the article's sample configuration audited, and what the
   schema says of it; ``corrected_config_summary()``: the corrected one, loaded.
+* ``route_decision(path, method)`` / ``decision_text(d)``: one path through both matchers,
+  with the reason (the route-matcher tester's answer);
 * ``route_matcher_rows(paths)``: each path through the article's ``startswith`` matcher and
   through ours (after normalisation): the route-matcher tester's table.
 * ``normalisation_rows(paths)``: raw path -> normalised path, or why it is refused.
 * ``await jwt_playground(now)``: every forgery and its verdict; ``await
   default_secret_forgery()``: the article's default secret forged in one line, accepted by
   its check, refused by ours. (Coroutines: ``await`` them in a cell.)
-* ``live_tour()``: a scripted session against the live gateway on 127.0.0.1 (two demo
+* ``live_tour(stack=None)``: a scripted session against the live gateway on 127.0.0.1 (two demo
   inventory instances, the echo upstream): status, route, instance, limiter decision and
   error of each request, from the access log (only deterministic fields).
+* ``await error_rows(stack)``: a 502, a 504 and a 413 as problem+json; ``await
+  bounded_fuzz(stack, n, seed)``: ``n`` seeded odd requests as raw bytes, status counts;
 * ``header_rows()``: what the upstream received and what the client got back, for one
   request carrying hop-by-hop and forwarding headers.
 * ``streaming_memory(size_mb)``: an upload and a download through the gateway with the
@@ -204,10 +208,10 @@ async def header_rows(stack: DemoStack | None = None) -> dict:
     own = stack is None
     stack = stack or await DemoStack.start()
     try:
-        async with aiohttp.ClientSession() as client:
-            async with client.get(stack.gateway_url + "/echo/headers", headers=sent) as r:
-                echoed = json.loads(await r.read())
-                back = CIMultiDict(r.headers)
+        async with aiohttp.ClientSession() as client, \
+                client.get(stack.gateway_url + "/echo/headers", headers=sent) as r:
+            echoed = json.loads(await r.read())
+            back = CIMultiDict(r.headers)
     finally:
         if own:
             await stack.stop()

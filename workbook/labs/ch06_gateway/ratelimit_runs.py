@@ -6,6 +6,10 @@ for the notebook to print and plot.
   burst) run through each algorithm in memory on a ``ManualClock``: exact, the same at
   every run. ``timeline_summary`` counts per algorithm; ``binned`` per time bin; ``panel``
   is what the notebook's rate-limit panel (algorithm, rate, burst) draws.
+* ``max_in_any_window(rows, period)``: the most admitted within any ``period`` seconds;
+* ``memory_concurrency(n, limit, seed)``: ``n`` concurrent requests in memory under
+  ``run_virtual``; the article's fixed window on ``SimulatedStore`` (seeded round-trip
+  latencies: the same interleaving at every run) over-admits, the six admit ``limit``;
 * ``article_boundary_burst(redis_url)``: the article's fixed window admits twice its limit
   across a window edge; the workbook's six algorithms on the same requests.
 * ``article_concurrency(redis_url)``: 1,000 concurrent requests against a limit of 100,
