@@ -123,3 +123,13 @@ def test_service_alert_timeline_carries_the_templated_summaries_and_keep_firing_
     stopped = next(r["minute"] for r in timeline if r["minute"] > firing[0]["minute"] and r["error_ratio"] <= 0.05)
     resolved = next(r["minute"] for r in timeline if r["minute"] > stopped and r["HighErrorRatio"] == "inactive")
     assert resolved - stopped == 5  # keep_firing_for: 5m
+
+
+def test_error_span_is_where_the_failure_began_with_its_event():
+    from workbook.labs.ch08_observability import traces as tr
+    failed = tr.error_span(0)
+    assert (failed["service"], failed["status"]) == ("payments", "ERROR")
+    assert failed["attributes"]["http.response.status_code"] == 503
+    assert [e["name"] for e in failed["events"]] == ["card processor unavailable"]
+    assert "gateway: POST /checkout (SERVER)" in failed["failed_spans"]
+    assert tr.error_span(0) == failed

@@ -9,6 +9,9 @@
 * ``one_request(seed)``: one request of the traced shop in virtual time (five services
   and the broker): its waterfall rows and critical path, and the run's ``LogStore``
   (every service's JSON logs, to search); reproducible for a seed.
+* ``error_span(seed)``: where the first failed request of a short run failed (a payment
+  refused): that span's attributes, status and events, what a span records beyond its
+  timing, and the failed spans of its trace.
 * ``dependency_edges(seed)``: the service graph derived from the spans of a run, as edge
   rows (calls, errors, error rate) and the ``networkx`` graph.
 * ``sampling_table(seed)``: head-based ``TraceIdRatioBased`` against tail-based sampling
@@ -36,7 +39,7 @@ from workbook.observability import (Engine, RuleEvaluator, Scraper, SeriesStore,
                                     publish_traced, read_exemplars, simulate_workload, span_records, traces_by_id,
                                     tracing_middleware, waterfall)
 
-__all__ = ["TRACEPARENT_CASES", "traceparent_table", "live_trace", "one_request", "dependency_edges",
+__all__ = ["TRACEPARENT_CASES", "traceparent_table", "live_trace", "one_request", "error_span", "dependency_edges",
            "sampling_table", "sampling_sweep", "tail_buffer_cost", "drill_down_demo", "SLOW_CHECKOUT_RULES"]
 
 TRACEPARENT_CASES = {
@@ -124,6 +127,27 @@ def one_request(seed: int = 0, *, rate: float = 5.0, duration: float = 20.0) -> 
     _, trace_id = max(candidates)
     return {"trace_id": trace_id, "waterfall": waterfall(spans, trace_id),
             "critical_path": critical_path(spans, trace_id), "logs": shop.logs}
+
+
+def error_span(seed: int = 0, *, rate: float = 5.0, duration: float = 60.0) -> dict | None:
+    """Where the first failed request of a short run failed (module doc); None when nothing failed.
+
+    ``failed_spans`` lists that trace's spans with status ERROR (the failure travelling up);
+    the span described is the one where it began (no failed child).
+    """
+    shop = _run_shop(seed, rate=rate, duration=duration)
+    records = span_records(shop.tracing.spans())
+    failed = sorted((r for r in records if r.error), key=lambda r: r.start_ns)
+    if not failed:
+        return None
+    trace = [r for r in failed if r.trace_id == failed[0].trace_id]
+    parents = {r.parent_id for r in trace}
+    r = next(x for x in trace if x.span_id not in parents)  # where the failure began: no failed child
+    return {"service": r.service, "name": r.name, "kind": r.kind, "status": r.status, "trace_id": r.trace_id,
+            "failed_spans": [f"{x.service}: {x.name} ({x.kind})" for x in trace],
+            "attributes": dict(r.attributes),
+            "events": [{"name": name, "at_ms": round((t - r.start_ns) / 1e6, 3), "attributes": dict(attrs)}
+                       for name, t, attrs in r.events]}
 
 
 def dependency_edges(seed: int = 0, *, rate: float = 10.0, duration: float = 60.0,
