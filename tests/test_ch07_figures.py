@@ -20,11 +20,25 @@ def test_graph_layout_is_layered_and_deterministic(edges):
     pos = viz.graph_layout(edges)
     assert pos == viz.graph_layout(list(reversed(edges)))
     assert pos[graph_runs.INGRESS][0] == 0.0
-    assert {pos[s][0] for s in ("order-service", "user-service", "payment-service")} == {1.0}
-    assert {pos[n][0] for n in pos if " " in n} == {2.0}
-    # each service's versions sit beside it: no edge between layers 1 and 2 crosses another
-    ys = sorted((pos[e["source"]][1], pos[e["target"]][1]) for e in edges if e["source"] != graph_runs.INGRESS)
+    assert {pos[s][0] for s in ("order-service", "user-service")} == {1.0}
+    assert {pos[n][0] for n in ("order-service v1", "order-service v2", "user-service v1")} == {2.0}
+    # payment-service is called by order-service's workloads too: it sits after them
+    assert (pos["payment-service"][0], pos["payment-service v1"][0]) == (3.0, 4.0)
+    # each service's versions sit beside it: no edge from layer 1 to layer 2 crosses another
+    ys = sorted((pos[e["source"]][1], pos[e["target"]][1]) for e in edges if pos[e["source"]][0] == 1.0)
     assert [t for _, t in ys] == sorted(t for _, t in ys)
+
+
+def test_an_edge_skipping_layers_arcs_over_the_graph(edges):
+    fig = viz.mesh_graph_figure(edges)
+    lines = [t for t in fig.data if t.mode == "lines"]
+    pos = viz.graph_layout(edges)
+    top = max(y for _, y in pos.values())
+    for e, line in zip(edges, lines, strict=True):
+        span = pos[e["target"]][0] - pos[e["source"]][0]
+        assert len(line.x) == (2 if span == 1 else 21), e
+        if span > 1:
+            assert max(line.y) == pytest.approx(top + 0.45, abs=0.01)
 
 
 def test_mesh_graph_labels_every_edge_and_colours_by_error_rate(edges):

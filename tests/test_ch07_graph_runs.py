@@ -74,6 +74,13 @@ def test_edge_stats_count_every_request_once_per_layer():
         edges[("order-service", "order-service v2")]["requests"]
     assert versions == orders["requests"]
     assert all(e["error_rate"] == 0 for e in edges.values())
+    charged = [e["requests"] for (s, t), e in edges.items() if t == "payment-service" and s != graph_runs.INGRESS]
+    assert {s for (s, t) in edges if t == "payment-service"} == {graph_runs.INGRESS, "order-service v1",
+                                                                 "order-service v2"}
+    assert sum(len(r) for r in run["calls"].values()) == sum(charged)
+    assert 0.35 < sum(charged) / orders["requests"] < 0.65  # payment_share 0.5
+    assert edges[("payment-service", "payment-service v1")]["requests"] == \
+        edges[(graph_runs.INGRESS, "payment-service")]["requests"] + sum(charged)
     assert orders["rps"] == pytest.approx(orders["requests"] / 20.0, abs=0.01)
 
 
@@ -85,6 +92,19 @@ def test_edge_stats_show_aborts_on_the_ingress_edge_and_v2_errors_on_the_v2_edge
     assert v1["error_rate"] == 0 and 0.35 < v2["error_rate"] < 0.65
     assert v1["requests"] + v2["requests"] < orders["requests"]  # the aborted ones reached no workload
     assert orders["error_rate"] > v2["error_rate"] * v2["requests"] / orders["requests"]
+
+
+def test_a_failing_payment_call_turns_the_order_into_a_502():
+    run = graph_runs.mesh_run(0, payment_share=1.0, payment_error_rate=1.0, duration=10.0)
+    orders = [r for r in run["records"] if r.route == "orders"]
+    assert orders and all(r.status == 502 for r in orders)
+    assert all(r.status == 500 for records in run["calls"].values() for r in records)
+    edges = {(e["source"], e["target"]): e for e in graph_runs.edge_stats(run)}
+    assert edges[(graph_runs.INGRESS, "order-service")]["error_rate"] == 1.0
+    assert edges[("order-service v1", "payment-service")]["error_rate"] == 1.0
+    assert edges[(graph_runs.INGRESS, "user-service")]["error_rate"] == 0.0
+    quiet = graph_runs.mesh_run(0, payment_share=0.0, duration=10.0)
+    assert quiet["calls"] == {"order-service-v1-0": [], "order-service-v1-1": [], "order-service-v2-0": []}
 
 
 def test_delay_fault_shows_in_the_edge_p99():

@@ -8,7 +8,7 @@
   new configuration was applied (``graph_runs.live_change_run``);
 * ``authorization_figure``: the grid of requests, per policy set and target, coloured by
   right or wrong decision (``experiments.authorization_rows``);
-* ``mesh_graph_figure``: a Kiali-style graph, ingress -> services -> versions, each edge
+* ``mesh_graph_figure``: a Kiali-style graph, callers -> services -> versions, each edge
   labelled with its request rate, error rate and p99 (``graph_runs.edge_stats``);
 * ``authz_decision`` / ``authz_tester``: one request decided by a policy set, and a panel
   (CSS class ``authz-tester``, result ``authz-tester-result``, controls
@@ -184,13 +184,22 @@ def edge_label(e: dict) -> str:
 def mesh_graph_figure(edges: list[dict], *, title: str | None = None) -> go.Figure:
     """Kiali's versioned-app graph: edge width ~ rate, colour ~ error rate, label rate / errors / p99."""
     pos = graph_layout(edges)
+    top = max(y for _, y in pos.values())
     fig = go.Figure()
     for e in edges:
         (x0, y0), (x1, y1) = pos[e["source"]], pos[e["target"]]
-        fig.add_scatter(x=[x0, x1], y=[y0, y1], mode="lines", hoverinfo="skip", showlegend=False,
+        if x1 - x0 == 1:  # neighbouring layers: a straight edge
+            xs, ys = [x0, x1], [y0, y1]
+        else:  # an edge skipping layers arcs over the graph (a quadratic Bezier curve)
+            cx, cy = (x0 + x1) / 2, 2 * (top + 0.45) - (y0 + y1) / 2  # its apex 0.45 above the top node
+            ts = [i / 20 for i in range(21)]
+            xs = [round((1 - t) ** 2 * x0 + 2 * t * (1 - t) * cx + t ** 2 * x1, 4) for t in ts]
+            ys = [round((1 - t) ** 2 * y0 + 2 * t * (1 - t) * cy + t ** 2 * y1, 4) for t in ts]
+        fig.add_scatter(x=xs, y=ys, mode="lines", hoverinfo="skip", showlegend=False,
                         line={"width": 1 + 6 * min(e["rps"], 20) / 20, "color": _edge_colour(e["error_rate"])})
-        fig.add_annotation(x=(x0 + x1) / 2, y=(y0 + y1) / 2, text=edge_label(e), showarrow=False,
-                           font={"size": 10}, bgcolor="rgba(255,255,255,0.85)")
+        fig.add_annotation(x=xs[len(xs) // 2] if len(xs) > 2 else (x0 + x1) / 2,
+                           y=ys[len(ys) // 2] if len(ys) > 2 else (y0 + y1) / 2, text=edge_label(e),
+                           showarrow=False, font={"size": 10}, bgcolor="rgba(255,255,255,0.85)")
     names = list(pos)
     fig.add_scatter(x=[pos[n][0] for n in names], y=[pos[n][1] for n in names], mode="markers+text", text=names,
                     textposition="bottom center", hoverinfo="text", showlegend=False,
@@ -201,7 +210,8 @@ def mesh_graph_figure(edges: list[dict], *, title: str | None = None) -> go.Figu
         title=title or (f"The mesh as the sidecars see it: worst edge {worst['source']} -> {worst['target']} "
                         f"({edge_label(worst)})<br><sup>edge width ~ requests per second; green < 1 % errors, "
                         "orange < 5 %, red above</sup>"),
-        xaxis={"visible": False, "range": [-0.4, 2.4]}, yaxis={"visible": False}, height=460,
+        xaxis={"visible": False, "range": [-0.4, max(x for x, _ in pos.values()) + 0.4]},
+        yaxis={"visible": False}, height=480,
         margin={"l": 10, "r": 10})
     return fig
 

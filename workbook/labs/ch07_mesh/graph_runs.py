@@ -9,9 +9,10 @@ in virtual time (see ``traffic_runs.build_mesh``).
 * ``fault_rows``: the fault filter measured: a delay and an abort, each on a percentage;
 * ``with_fault``: a copy of a ``TrafficConfig`` whose route carries another ``FaultSpec``;
 * ``mesh_run``: a mix of users, orders and payments requests at ``rate`` per second for
-  ``duration`` seconds with the orders split and its faults as given, and
-  ``edge_stats(run)``: request rate, error rate and p99 on each edge of the graph
-  (ingress -> service, service -> workload version), from the sidecar's request records;
+  ``duration`` seconds with the orders split and its faults as given, order-service
+  charging payments through its own sidecars; ``edge_stats(run)``: request rate, error
+  rate and p99 on each edge of the graph (caller -> service, service -> workload version),
+  from the sidecars' request records;
 * ``live_change_run``: the configuration changed twice while traffic runs (50/50 split,
   then an abort fault); per 10-second window, the v2 share and the error share.
 """
@@ -31,7 +32,7 @@ from workbook.core.simnet import Request, Response
 from workbook.core.stats import quantile
 from workbook.core.virtual_time import run_virtual
 from workbook.labs.ch07_mesh.traffic_runs import build_mesh, corrected_config
-from workbook.mesh import Endpoint, FaultSpec, Sidecar, TrafficConfig, parse_resources
+from workbook.mesh import Endpoint, FaultSpec, Sidecar, TrafficConfig, parse_resources, simnet_transport
 
 INGRESS = "istio-ingressgateway"
 ROUTE_SERVICE = {"users": "user-service", "orders": "order-service", "payments": "payment-service"}
@@ -191,21 +192,48 @@ def orders_config(v2_weight: int = 20, abort_percent: float = 0.0, delay_percent
     return with_fault(config, "orders", fault)
 
 
+def _orders_pay(net, sidecar: Sidecar, behaviours: dict, config, seed: int, share: float) -> dict[str, Sidecar]:
+    """Each order-service instance gets its own outbound sidecar and charges a payment on ``share``
+    of its successful requests (a failed payment makes the order a 502); returns the sidecars."""
+    outbound = {}
+    for name in [n for n in behaviours if n.startswith("order-service-")]:
+        out = outbound[name] = Sidecar(name, sidecar.endpoints, simnet_transport(net, name), config=config, seed=seed)
+
+        async def handler(request, own=behaviours[name], out=out, rng=stream(seed, "pays", name)):
+            response = await own(request)
+            if response.status < 500 and rng.random() < share:
+                paid = await out.handle(Request("POST", "/api/payments/charge", {"host": "payment-service"}))
+                if paid.status >= 500:
+                    return Response(502, {"error": f"payment failed with {paid.status}"})
+            return response
+
+        net.services[name].handler = handler
+    return outbound
+
+
 def mesh_run(seed: int = 0, *, v2_weight: int = 20, abort_percent: float = 0.0, delay_percent: float = 0.0,
-             v2_error_rate: float = 0.0, rate: float = 40.0, duration: float = 30.0) -> dict:
-    """The shop's mixed traffic through the ingress sidecar; ``edge_stats`` reads the result."""
+             v2_error_rate: float = 0.0, payment_share: float = 0.5, payment_error_rate: float = 0.0,
+             rate: float = 40.0, duration: float = 30.0) -> dict:
+    """The shop's mixed traffic through the ingress sidecar, order-service calling payment-service
+    through its own sidecars on ``payment_share`` of orders; ``edge_stats`` reads the result."""
     check_number("rate", rate, minimum=0, min_exclusive=True)
     check_number("duration", duration, minimum=0, min_exclusive=True)
     check_number("v2_error_rate", v2_error_rate, minimum=0, maximum=1)
+    check_number("payment_share", payment_share, minimum=0, maximum=1)
+    check_number("payment_error_rate", payment_error_rate, minimum=0, maximum=1)
     config = orders_config(v2_weight, abort_percent, delay_percent)
-    _, sidecar, behaviours = build_mesh(seed, config=config)
+    net, sidecar, behaviours = build_mesh(seed, config=config)
     behaviours["order-service-v2-0"].error_rate = v2_error_rate
+    behaviours["payment-service-v1-0"].error_rate = payment_error_rate
+    inner = _orders_pay(net, sidecar, behaviours, config, seed, payment_share)
     rng = stream(seed, "mesh", "paths")
     run_virtual(open_loop(_mixed_send(sidecar, rng), rate=rate, duration=duration,
                           rng=stream(seed, "mesh", "arrivals")))
     return {"records": sidecar.records, "duration": duration,
+            "calls": {name: out.records for name, out in sorted(inner.items())},
             "settings": {"v2_weight": v2_weight, "abort_percent": abort_percent, "delay_percent": delay_percent,
-                         "v2_error_rate": v2_error_rate}}
+                         "v2_error_rate": v2_error_rate, "payment_share": payment_share,
+                         "payment_error_rate": payment_error_rate}}
 
 
 def _workload(host: str) -> tuple[str, str]:
@@ -216,18 +244,22 @@ def _workload(host: str) -> tuple[str, str]:
 def edge_stats(run: dict) -> list[dict]:
     """Per edge: requests, rate (per second), error rate (share of 5xx), p99 (ms).
 
-    Edges are ingress -> service (every request, aborts by the fault filter included) and
+    Edges are caller -> service (every request the caller's sidecar handled, aborts by the
+    fault filter included; the caller is the ingress or a workload ``service version``) and
     service -> ``service version`` (the requests that reached a workload of that version).
     """
     groups: dict[tuple[str, str], list] = defaultdict(list)
-    for r in run["records"]:
-        service = ROUTE_SERVICE.get(r.route)
-        if service is None:
-            continue
-        groups[(INGRESS, service)].append(r)
-        if r.host:
-            svc, version = _workload(r.host)
-            groups[(svc, f"{svc} {version}")].append(r)
+    callers = [(INGRESS, run["records"])]
+    callers += [(" ".join(_workload(name)), records) for name, records in run.get("calls", {}).items()]
+    for source, records in callers:
+        for r in records:
+            service = ROUTE_SERVICE.get(r.route)
+            if service is None:
+                continue
+            groups[(source, service)].append(r)
+            if r.host:
+                svc, version = _workload(r.host)
+                groups[(svc, f"{svc} {version}")].append(r)
     rows = []
     for (source, target), records in sorted(groups.items()):
         errors = sum(1 for r in records if r.status >= 500)
