@@ -133,3 +133,15 @@ def test_error_span_is_where_the_failure_began_with_its_event():
     assert [e["name"] for e in failed["events"]] == ["card processor unavailable"]
     assert "gateway: POST /checkout (SERVER)" in failed["failed_spans"]
     assert tr.error_span(0) == failed
+
+
+def test_compare_with_prometheus_without_the_binaries_says_how_to_install(monkeypatch):
+    from workbook.core import prometheus_server
+    from workbook.core.external import INSTALL_HINTS, ServiceUnavailable
+
+    def missing(name):
+        raise ServiceUnavailable(f"{name} not found on PATH: {INSTALL_HINTS[name]}")
+
+    monkeypatch.setattr(prometheus_server, "find_executable", missing)
+    with pytest.raises(ServiceUnavailable, match="apt-get install -y prometheus"):
+        ex.compare_with_prometheus(0)
