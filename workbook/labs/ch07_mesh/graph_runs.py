@@ -198,8 +198,9 @@ def _orders_pay(net, sidecar: Sidecar, behaviours: dict, config, seed: int, shar
     outbound = {}
     for name in [n for n in behaviours if n.startswith("order-service-")]:
         out = outbound[name] = Sidecar(name, sidecar.endpoints, simnet_transport(net, name), config=config, seed=seed)
+        pays = stream(seed, "pays", name)
 
-        async def handler(request, own=behaviours[name], out=out, rng=stream(seed, "pays", name)):
+        async def handler(request, own=behaviours[name], out=out, rng=pays):
             response = await own(request)
             if response.status < 500 and rng.random() < share:
                 paid = await out.handle(Request("POST", "/api/payments/charge", {"host": "payment-service"}))
