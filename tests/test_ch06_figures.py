@@ -109,3 +109,28 @@ def test_live_error_rows_and_a_bounded_fuzz_without_500():
     assert fuzz["answered_500"] == 0 and 500 not in statuses
     assert len(tour) == len(gateway_runs.TOUR)  # the shared stack's earlier requests are not in the rows
     assert tour[0]["request"] == "GET /api/stock/apple" and tour[0]["status"] == 200
+
+
+def test_header_rows_tell_a_refused_client_when_to_come_back():
+    fixed = ratelimit_runs.header_rows("fixed_window", 5, 60.0)
+    assert [r["status"] for r in fixed] == [200] * 5 + [429] * 2
+    assert fixed[5]["Retry-After"] == "25" and fixed[5]["RateLimit"] == '"5-per-60s";r=0;t=25'
+    assert all(r["RateLimit-Policy"] == '"5-per-60s";q=5;w=60' for r in fixed)
+    gcra = ratelimit_runs.header_rows("gcra", 5, 60.0)
+    assert gcra[5]["Retry-After"] == "7" and gcra[0]["Retry-After"] is None
+    with pytest.raises(ParameterError, match="'requests'"):
+        ratelimit_runs.header_rows(requests=0)
+
+
+def test_live_429_after_the_tour_carries_the_ratelimit_fields():
+    async def main():
+        stack = await DemoStack.start()
+        try:
+            await gateway_runs.live_tour(stack)
+            return await ratelimit_runs.live_429(stack)
+        finally:
+            await stack.stop()
+
+    got = run(main())
+    assert got == {"status": 429, "RateLimit-Policy": '"five-per-minute";q=5;w=60', "RateLimit remaining": "0",
+                   "Retry-After within 1..60 s": True, "content type": "application/problem+json"}

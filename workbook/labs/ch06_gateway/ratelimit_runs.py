@@ -38,6 +38,7 @@ from workbook.ratelimit import (
     MemoryRateLimiter,
     RateLimitPolicy,
     RedisRateLimiter,
+    ratelimit_headers,
 )
 
 
@@ -282,3 +283,39 @@ def max_in_any_window(rows: list[dict], period: float = 1.0) -> int:
             j += 1
         best = max(best, i - j + 1)
     return best
+
+
+def header_rows(algorithm: str = "fixed_window", limit: int = 5, period: float = 60.0, requests: int = 7,
+                start: float = 30.0, step: float = 1.0) -> list[dict]:
+    """``requests`` hits ``step`` seconds apart from ``start`` (a ``ManualClock``), and the HTTP
+    fields each answer would carry: ``RateLimit-Policy``, ``RateLimit`` and, when refused
+    (``429``), ``Retry-After``."""
+    check_int("requests", requests, minimum=1)
+    policy = RateLimitPolicy(algorithm, limit, period, name=f"{limit}-per-{period:g}s")
+    clock = ManualClock(start)
+    limiter = MemoryRateLimiter(policy, clock)
+    rows = []
+    for i in range(requests):
+        if i:
+            clock.advance(step)
+        d = limiter.hit("client")
+        h = ratelimit_headers(policy, d)
+        rows.append({"t": clock.now(), "status": 200 if d.allowed else 429, "RateLimit-Policy": h["RateLimit-Policy"],
+                     "RateLimit": h["RateLimit"], "Retry-After": h.get("Retry-After")})
+    return rows
+
+
+async def live_429(stack) -> dict:
+    """One more request to the demo stack's ``limited`` route (5 per minute, fixed window) after
+    its quota is spent: the status and its rate-limit fields (the values that depend on the
+    wall clock reported as bounds, not as numbers)."""
+    import aiohttp
+
+    async with aiohttp.ClientSession() as client, client.get(stack.gateway_url + "/api/limited/x") as r:
+        await r.read()
+        retry = r.headers.get("Retry-After")
+        limit = r.headers.get("RateLimit", "")
+        return {"status": r.status, "RateLimit-Policy": r.headers.get("RateLimit-Policy"),
+                "RateLimit remaining": limit.split(";r=")[1].split(";")[0] if ";r=" in limit else None,
+                "Retry-After within 1..60 s": retry is not None and 1 <= int(retry) <= 60,
+                "content type": r.content_type}
