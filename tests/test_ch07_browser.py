@@ -59,3 +59,36 @@ def test_authz_tester_decides_again_when_a_control_changes(jupyterlab, browser_p
     assert corrected.startswith("DENY") and "none matches" in corrected
     assert "user-service-authz, rule 0" in allowed
     assert basic.startswith("DENY")
+
+
+PANEL_NOTEBOOK = "mesh_panel.ipynb"
+PANEL_CELLS = [CELLS[0], "viz.mesh_panel(0, v2_weight=20, abort_percent=0.0, delay_percent=0.0, duration=10.0)"]
+SUMMARY = ".mesh-panel .mesh-panel-summary"
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+@pytest.mark.timeout(420)
+def test_mesh_panel_redraws_the_edges_when_the_abort_slider_moves(jupyterlab, browser_page):
+    from tests.fixtures.jupyterlab import type_into_readout
+
+    page = browser_page
+    url = jupyterlab({PANEL_NOTEBOOK: PANEL_CELLS})
+    panel = run_all(page, url, PANEL_NOTEBOOK, executed_cells=2, widget="mesh-panel")
+    labels = panel.locator(".js-plotly-plot .annotation-text")
+    labels.first.wait_for(state="attached", timeout=60_000)
+    before_summary = panel.locator(".mesh-panel-summary").inner_text()
+    before_labels = labels.evaluate_all("els => els.map(e => e.textContent)")
+    assert before_summary.startswith("v2 weight 20 %, abort 0 %")
+    assert any("0.0 % err" in t for t in before_labels)
+
+    type_into_readout(page, panel.locator(".mesh-panel-abort-percent"), "30")
+    wait_for_change(page, SUMMARY, before_summary)
+    page.wait_for_function(
+        "(old) => [...document.querySelectorAll('.mesh-panel .js-plotly-plot .annotation-text')]"
+        ".map(e => e.textContent).join('|') !== old", arg="|".join(before_labels), timeout=60_000)
+    after_summary = panel.locator(".mesh-panel-summary").inner_text()
+    after_labels = labels.evaluate_all("els => els.map(e => e.textContent)")
+    panel.screenshot(path=str(SCREENSHOTS / "mesh_graph_panel.png"))
+    assert after_summary.startswith("v2 weight 20 %, abort 30 %")
+    assert after_labels != before_labels

@@ -249,6 +249,7 @@ def mesh_panel(seed: int = 0, *, v2_weight: int = 20, abort_percent: float = 0.0
 
     edges, text = compute()
     figure = go.FigureWidget(mesh_graph_figure(edges, title="The mesh graph: move a slider"))
+    figure.layout.width = 1150  # five columns of nodes: the edge labels need the room
     summary = widgets.HTML(value=text)
     summary.add_class("mesh-panel-summary")
     container = widgets.VBox([widgets.VBox(list(controls.values())), summary, figure])
