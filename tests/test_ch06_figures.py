@@ -134,3 +134,9 @@ def test_live_429_after_the_tour_carries_the_ratelimit_fields():
     got = run(main())
     assert got == {"status": 429, "RateLimit-Policy": '"five-per-minute";q=5;w=60', "RateLimit remaining": "0",
                    "Retry-After within 1..60 s": True, "content type": "application/problem+json"}
+
+
+def test_least_connections_rows_show_the_articles_first_instance():
+    naive, ours = gateway_runs.least_connections_rows(9, 3)
+    assert naive == {"balancer": "NaiveLeastConnections", "inventory-1": 9, "inventory-2": 0, "inventory-3": 0}
+    assert ours == {"balancer": "LeastConnections", "inventory-1": 3, "inventory-2": 3, "inventory-3": 3}

@@ -15,6 +15,8 @@
   error of each request, from the access log (only deterministic fields).
 * ``await error_rows(stack)``: a 502, a 504 and a 413 as problem+json; ``await
   bounded_fuzz(stack, n, seed)``: ``n`` seeded odd requests as raw bytes, status counts;
+* ``least_connections_rows()``: requests in flight per instance under the article's
+  "least connections" (always the first) and the workbook's;
 * ``header_rows()``: what the upstream received and what the client got back, for one
   request carrying hop-by-hop and forwarding headers.
 * ``streaming_memory(size_mb)``: an upload and a download through the gateway with the
@@ -44,6 +46,7 @@ from workbook.auth import (
     naive_verify,
     run_attacks,
 )
+from workbook.balancing import Backend, NaiveLeastConnections, make_balancer
 from workbook.core.seeds import stream
 from workbook.gateway import (
     PathRejected,
@@ -322,6 +325,19 @@ async def error_rows(stack: DemoStack) -> list[dict]:
                              "type": doc["type"].rsplit("/", 1)[-1], "title": doc["title"],
                              "body_status": doc["status"]})
     return rows
+
+
+def least_connections_rows(requests: int = 9, instances: int = 3) -> list[dict]:
+    """``requests`` long requests in flight at once (picked, never finished) through the
+    article's "least connections" and the workbook's: how many each instance holds."""
+    out = []
+    for balancer in (NaiveLeastConnections([f"inventory-{i + 1}" for i in range(instances)]),
+                     make_balancer("least_connections", [Backend(f"inventory-{i + 1}") for i in range(instances)])):
+        for _ in range(requests):
+            balancer.start(balancer.pick())
+        out.append({"balancer": type(balancer).__name__,
+                    **{b.name: balancer.inflight(b) for b in balancer.backends}})
+    return out
 
 
 FUZZ_SEGMENTS = ["api", "public", "admin", "users", "x", "..", ".", "%2e%2e", "%2E", "%2F", "%00", "%5C", "%zz",
