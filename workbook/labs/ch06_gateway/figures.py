@@ -111,8 +111,8 @@ def article_limiter_figure(boundary: dict, concurrency: dict) -> go.Figure:
         fig.add_trace(go.Bar(x=names, y=values, text=values, textposition="outside", showlegend=False,
                              marker_color=[BAD if v > data["limit"] else OK for v in values]), row=1, col=col)
         fig.add_hline(y=data["limit"], line_dash="dash", line_color=GREY, row=1, col=col)
-    fig.update_layout(height=420, title="The article's fixed window admits 2x its limit across an edge and "
-                                        "over-admits under concurrency; the atomic limiters hold the line")
+    fig.update_layout(height=420, title="Any fixed window admits 2x its limit across an edge; under concurrency only "
+                                        "the article's GET-then-INCR admits more than the limit")
     fig.update_yaxes(title_text="admitted", row=1, col=1)
     return fig
 
