@@ -31,8 +31,7 @@ from aiohttp import web
 from workbook.core.clock import WallClock
 from workbook.core.realtime import serve
 from workbook.core.stats import quantiles
-from workbook.observability import (LogStore, ServiceMetrics, Tracing, instrument_app, service_logger,
-                                    tracing_middleware)
+from workbook.observability import LogStore, ServiceMetrics, Tracing, instrument_app, service_logger, tracing_middleware
 from workbook.transport.demo_service import make_demo_app
 
 REQUESTS = 1000

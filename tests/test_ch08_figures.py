@@ -11,9 +11,9 @@ from workbook.labs.ch08_observability.dashboard import scripted_run
 from workbook.observability import LATENCY_BUCKETS
 
 
-def test_exponential_buckets_match_prometheus_client():
-    from prometheus_client.utils import INF  # noqa: F401 (prometheus_client is the reference)
+def test_exponential_buckets_multiply_from_the_first_bound():
     assert viz.exponential_buckets(100, 5.0, 4) == (0.1, 0.5, 2.5, 12.5)
+    assert viz.exponential_buckets(5, 2.0, 3) == (0.005, 0.01, 0.02)
 
 
 def test_quantile_error_figure_has_one_line_per_layout():
@@ -26,7 +26,7 @@ def test_quantile_error_figure_has_one_line_per_layout():
 
 def test_quantile_panel_redraws_when_a_slider_moves():
     panel = viz.quantile_panel(seed=0)
-    start, factor, count = panel.children[0].children
+    _start, factor, count = panel.children[0].children
     fig, summary = panel.children[1], panel.children[2]
     before, before_y = summary.value, tuple(fig.data[1].y)
     count.value = 12

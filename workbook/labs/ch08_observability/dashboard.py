@@ -13,9 +13,10 @@ would. ``set_fault(kind)`` changes what the next steps do:
 * ``"slow"``: latencies ten times longer.
 
 ``points`` holds one row per step (time, request rate, error ratio, p90 latency from
-PromQL over the scraped series, ``None`` until two scrapes hold requests; the alerts' states); ``transitions`` the alert state
-changes. The same seed and the same calls give the same numbers: the widget panel
-(``figures.dashboard_panel``) and ``scripted_run`` (the notebook's checked cell) call this.
+PromQL over the scraped series, ``None`` until two scrapes hold requests; the alerts'
+states); ``transitions`` the alert state changes. The same seed and the same calls give
+the same numbers: the widget panel (``figures.dashboard_panel``) and ``scripted_run``
+(the notebook's checked cell) call this.
 """
 
 from __future__ import annotations
@@ -28,8 +29,8 @@ from workbook.core.load import open_loop
 from workbook.core.params import check_int, check_number
 from workbook.core.seeds import stream
 from workbook.core.virtual_time import run_virtual
-from workbook.observability import Engine, ObservabilityError, RuleEvaluator, Scraper, SeriesStore, ServiceMetrics, \
-    load_rules
+from workbook.observability import (Engine, ObservabilityError, RuleEvaluator, Scraper, SeriesStore, ServiceMetrics,
+                                    load_rules)
 
 __all__ = ["DashboardSim", "DASHBOARD_RULES", "FAULTS", "STEP", "scripted_run"]
 

@@ -29,12 +29,10 @@
 from __future__ import annotations
 
 import asyncio
-
-import yaml
-
 import math
 
 import aiohttp
+import yaml
 from prometheus_client import generate_latest
 
 from workbook.core.clock import ManualClock
@@ -43,14 +41,13 @@ from workbook.core.realtime import serve
 from workbook.core.resources import data_path
 from workbook.core.seeds import stream
 from workbook.core.stats import quantile
-from workbook.observability import (LATENCY_BUCKETS, RECEIVED, Alertmanager, Engine, NaiveAlertManager,
-                                    RuleEvaluator, SeriesStore, ServiceMetrics, WebhookSender, compare,
-                                    histogram_quantile, increase, instrument_app, load_rules, rate,
-                                    store_from_promtool_test, webhook_receiver_app)
+from workbook.labs.ch08_observability.exercise import exercise_series
+from workbook.observability import (LATENCY_BUCKETS, RECEIVED, Alertmanager, Engine, NaiveAlertManager, RuleEvaluator,
+                                    SeriesStore, ServiceMetrics, WebhookSender, compare, histogram_quantile, increase,
+                                    instrument_app, load_rules, rate, store_from_promtool_test, webhook_receiver_app)
 from workbook.observability.instrument import ResilienceMetrics
 from workbook.resilience import CircuitBreaker, Retry
 from workbook.transport.demo_service import make_demo_app
-from workbook.labs.ch08_observability.exercise import exercise_series
 
 PROMETHEUS_CLIENT_DEFAULT = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
 COARSE = (0.1, 0.5, 1.0, 5.0)
@@ -307,6 +304,13 @@ def comparison_store(seed: int = 0, minutes: int = 30) -> SeriesStore:
     return store
 
 
+def _relative_difference(mine: float, theirs: float) -> float:
+    """0 when both are NaN (Prometheus's answer for an empty bucket set), inf when only one is."""
+    if math.isnan(mine) or math.isnan(theirs):
+        return 0.0 if math.isnan(mine) and math.isnan(theirs) else math.inf
+    return abs(mine - theirs) / max(abs(theirs), 1e-300)
+
+
 def compare_with_prometheus(seed: int = 0, *, rel_tol: float = 1e-9) -> dict:
     """The workbook's answers and a real prometheus's on the same samples (module doc)."""
     store = comparison_store(seed)
@@ -323,13 +327,12 @@ def compare_with_prometheus(seed: int = 0, *, rel_tol: float = 1e-9) -> dict:
                     worst = math.inf
                 for key, value in theirs.items():
                     mine = ours.get(key, math.nan)
-                    diff = abs(mine - value) / max(abs(value), 1e-300) if value == value else 0.0
-                    worst = max(worst, diff if mine == mine or value != value else math.inf)
+                    worst = max(worst, _relative_difference(mine, value))
                     rows.append({"expr": expr, "t_s": t, "labels": dict(key), "workbook": mine, "prometheus": value})
     return {"compared": len(rows), "max_rel_diff": worst, "agree": worst <= rel_tol, "rel_tol": rel_tol,
             "rows": rows}
 
 
-__all__ = ["red_demo", "repeat_demo", "resilience_demo", "REPEAT_ROUTING", "extrapolation_example", "comparison_store", "compare_with_prometheus", "COMPARE_QUERIES",
-           "quantile_error", "naive_versus_for", "service_alert_timeline", "routing_demo", "slo_table",
-           "latencies", "bucket_counts", "LAYOUTS"]
+__all__ = ["COMPARE_QUERIES", "LAYOUTS", "REPEAT_ROUTING", "bucket_counts", "compare_with_prometheus",
+           "comparison_store", "extrapolation_example", "latencies", "naive_versus_for", "quantile_error", "red_demo",
+           "repeat_demo", "resilience_demo", "routing_demo", "service_alert_timeline", "slo_table"]

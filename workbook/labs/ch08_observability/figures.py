@@ -3,7 +3,8 @@
 * ``quantile_error_figure(rows)``: ``histogram_quantile``'s estimate against the true
   quantile, error in % per quantile, one line per bucket layout (``experiments.quantile_error``).
 * ``quantile_panel(seed)``: sliders that build the second layout (first bound, factor,
-  count: ``prometheus_client.exponential_buckets``) over a ``go.FigureWidget`` of the errors.
+  count: exponential bounds, as the Go client's ``prometheus.ExponentialBuckets``) over a
+  ``go.FigureWidget`` of the errors.
 * ``alert_timeline_figure(result)``: the error ratio, the article's pages and a ``for:``
   rule's state (inactive, pending, firing) on one series (``experiments.naive_versus_for``).
 * ``slo_figure(rows)``: detection time, reset time, false pages and missed incidents per
@@ -50,7 +51,8 @@ def _title(text: str, width: int = 95) -> str:
 
 
 def exponential_buckets(start_ms: float, factor: float, count: int) -> tuple[float, ...]:
-    """``prometheus_client.utils.exponential_buckets`` in seconds, from a first bound in ms."""
+    """``count`` bounds ``start, start * factor, ...`` in seconds (``start`` in ms), as the Go client's
+    ``prometheus.ExponentialBuckets``; Python's ``prometheus_client`` takes the bounds as a list."""
     return tuple(round(start_ms / 1000 * factor ** i, 6) for i in range(int(count)))
 
 
@@ -62,9 +64,9 @@ def quantile_error_figure(rows: list[dict]) -> go.Figure:
         fig.add_scatter(x=[f"p{r['q'] * 100:g}" for r in pts], y=[r["error_pct"] for r in pts], name=layout,
                         mode="lines+markers")
     fig.add_hline(y=0, line={"color": "#888", "width": 1})
-    fig.update_layout(title=_title("histogram_quantile is exact only at bucket bounds: inside a wide bucket it "
-                  "interpolates linearly, and the error grows with the bucket's width"),
-                      xaxis_title="quantile", yaxis_title="estimate - true (% of true)", height=400)
+    title = _title("histogram_quantile is exact only at bucket bounds: inside a wide bucket it "
+                   "interpolates linearly, and the error grows with the bucket's width")
+    fig.update_layout(title=title, xaxis_title="quantile", yaxis_title="estimate - true (% of true)", height=400)
     return fig
 
 
@@ -132,9 +134,9 @@ def alert_timeline_figure(result: dict, threshold: float = 0.05) -> go.Figure:
     fig.update_yaxes(tickvals=[0, 1, 2], ticktext=["inactive", "pending", "firing"], row=2, col=1)
     fig.update_yaxes(title_text="error ratio", row=1, col=1)
     fig.update_xaxes(title_text="time (min)", row=2, col=1)
-    fig.update_layout(title=_title("value > threshold pages on every spike and re-pages every 5 min; for: 5m waits "
-                  "out the spikes (pending) and pages once for the incident"),
-                      height=480)
+    title = _title("value > threshold pages on every spike and re-pages every 5 min; for: 5m waits "
+                   "out the spikes (pending) and pages once for the incident")
+    fig.update_layout(title=title, height=480)
     return fig
 
 
@@ -155,8 +157,9 @@ def slo_figure(rows: list[dict]) -> go.Figure:
                     hovertext=[r["approach"] for r in rows])
     fig.update_yaxes(type="log", row=1, col=2)  # resets range from minutes to days; 0 drawn at 0.5
     fig.update_xaxes(type="category")
-    fig.update_layout(title=_title("Only multiwindow multi-burn-rate (6) combines a fast page, a short reset, no "
-                                   "false pages and no missed incidents (x: approach as numbered in the table)"), height=560, margin={"t": 110})
+    title = _title("Only multiwindow multi-burn-rate (6) combines a fast page, a short reset, no "
+                   "false pages and no missed incidents (x: approach as numbered in the table)")
+    fig.update_layout(title=title, height=560, margin={"t": 110})
     return fig
 
 
@@ -213,8 +216,9 @@ def dependency_figure(graph: nx.DiGraph, seed: int = 0) -> go.Figure:
                     textposition="bottom center", marker={"size": 26, "color": "#ab63fa"}, showlegend=False)
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
-    fig.update_layout(title=_title("Derived from spans alone: who calls whom, how often, and where the errors are "
-                  "(payments' failures surface on gateway -> orders too)"), height=460, margin={"t": 90})
+    title = _title("Derived from spans alone: who calls whom, how often, and where the errors are "
+                   "(payments' failures surface on gateway -> orders too)")
+    fig.update_layout(title=title, height=460, margin={"t": 90})
     return fig
 
 
@@ -228,8 +232,9 @@ def sampling_figure(rows: list[dict]) -> go.Figure:
                     mode="lines+markers")
     fig.update_xaxes(type="log", title_text="budget: share of traces kept")
     fig.update_yaxes(title_text="share of error traces kept", range=[0, 1.05])
-    fig.update_layout(title=_title("At the same budget, tail sampling keeps every error trace the budget can hold; "
-                  "head sampling keeps about its ratio of them"), height=400)
+    title = _title("At the same budget, tail sampling keeps every error trace the budget can hold; "
+                   "head sampling keeps about its ratio of them")
+    fig.update_layout(title=title, height=400)
     return fig
 
 
@@ -257,9 +262,9 @@ def dashboard_figure(points: list[dict], *, height: int = 560) -> go.Figure:
                     line={"shape": "hv"}, name="alert")
     fig.update_yaxes(tickvals=[0, 1, 2], ticktext=["inactive", "pending", "firing"], row=4, col=1)
     fig.update_xaxes(title_text="virtual time (min)", row=4, col=1)
-    fig.update_layout(title=_title("A fault shows in the error ratio at once; the alert is pending for its for: 1m, "
-                  "then fires, and resolves when the 1m rate drops back (fault shaded)"), height=height, margin={"t": 100},
-                      showlegend=False)
+    title = _title("A fault shows in the error ratio at once; the alert is pending for its for: 1m, "
+                   "then fires, and resolves when the 1m rate drops back (fault shaded)")
+    fig.update_layout(title=title, height=height, margin={"t": 100}, showlegend=False)
     return fig
 
 
