@@ -8,7 +8,8 @@ from statistics import NormalDist
 import pytest
 
 from workbook.core import ManualClock, ParameterError, run_virtual
-from workbook.failure_detection import FixedTimeoutDetector, HeartbeatTrace, PhiAccrualDetector, replay, sweep
+from workbook.failure_detection import (FixedTimeoutDetector, HeartbeatTrace, PhiAccrualDetector, replay_heartbeats,
+                                        sweep)
 
 
 def beats(detector, clock, intervals):
@@ -135,8 +136,8 @@ def test_replay_counts_one_false_suspicion_per_long_gap_and_times_detection_from
     trace = HeartbeatTrace(tuple(sends), tuple(s + 0.1 for s in sends))
 
     async def main():
-        fixed = await replay(FixedTimeoutDetector(3.0), trace, warmup=0, crash_every=1)
-        phi = await replay(PhiAccrualDetector(8), trace, warmup=0, crash_every=1)
+        fixed = await replay_heartbeats(FixedTimeoutDetector(3.0), trace, warmup=0, crash_every=1)
+        phi = await replay_heartbeats(PhiAccrualDetector(8), trace, warmup=0, crash_every=1)
         return fixed, phi
     fixed, phi = run_virtual(main())
     assert fixed.false_suspicions == 1 and phi.false_suspicions == 1

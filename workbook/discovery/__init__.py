@@ -2,7 +2,7 @@
 
 Modules (one concept each):
 
-* ``instance``: ``Instance`` (address and metadata: version, zone, weight), ``Snapshot``
+* ``instance``: ``Instance`` (address and metadata: version, zone, weight), ``RegistrySnapshot``
   (a service's set as of a revision), ``Lease``.
 * ``registry``: the ``Registry`` interface, ``RegistryConfig`` (expiry and Eureka's
   self-preservation) and ``KeepAlive`` (an instance's heartbeats).
@@ -20,7 +20,7 @@ from workbook.discovery.errors import (AlreadyRegistered, DiscoveryError, LeaseE
                                        RegistryUnavailable)
 from workbook.discovery.etcd import EtcdRegistry
 from workbook.discovery.health import HealthCheckConfig, HealthChecker, HostHealth, http_probe
-from workbook.discovery.instance import Instance, Lease, Snapshot
+from workbook.discovery.instance import Instance, Lease, RegistrySnapshot
 from workbook.discovery.memory import InMemoryRegistry
 from workbook.discovery.registry import KeepAlive, Registry, RegistryConfig
 from workbook.discovery.resolver import Resolver, ResolverStatus
@@ -28,5 +28,5 @@ from workbook.discovery.resolver import Resolver, ResolverStatus
 __all__ = [
     "AlreadyRegistered", "DiscoveryError", "EtcdRegistry", "HealthCheckConfig", "HealthChecker", "HostHealth",
     "InMemoryRegistry", "Instance", "KeepAlive", "Lease", "LeaseExpired", "NoInstancesAvailable", "NoQuorum",
-    "Registry", "RegistryConfig", "RegistryUnavailable", "Resolver", "ResolverStatus", "Snapshot", "http_probe",
+    "Registry", "RegistryConfig", "RegistryUnavailable", "Resolver", "ResolverStatus", "RegistrySnapshot", "http_probe",
 ]

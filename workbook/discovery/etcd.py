@@ -41,7 +41,7 @@ import aiohttp
 from workbook.core.errors import ParameterError
 from workbook.core.params import check_number
 from workbook.discovery.errors import AlreadyRegistered, LeaseExpired, NoQuorum, RegistryUnavailable
-from workbook.discovery.instance import Instance, Lease, Snapshot, check_name, check_ttl
+from workbook.discovery.instance import Instance, Lease, RegistrySnapshot, check_name, check_ttl
 from workbook.discovery.registry import Registry
 
 _QUORUM_HINTS = ("no leader", "request timed out", "leader changed", "timed out")
@@ -201,7 +201,7 @@ class EtcdRegistry(Registry):
                 await self._revoke(kv["lease"])
         return int(answer.get("deleted", 0) or 0) > 0
 
-    async def snapshot(self, service: str, *, serializable: bool | None = None) -> Snapshot:
+    async def snapshot(self, service: str, *, serializable: bool | None = None) -> RegistrySnapshot:
         check_name("service", service)
         prefix = self._key(service)
         body = {"key": _b64(prefix), "range_end": _b64(_prefix_end(prefix))}
@@ -210,9 +210,9 @@ class EtcdRegistry(Registry):
         answer = await self._post("/v3/kv/range", body, write=False)
         instances = sorted((Instance.from_json(_unb64(kv["value"])) for kv in answer.get("kvs", [])),
                            key=lambda i: i.instance_id)
-        return Snapshot(service, int(answer["header"]["revision"]), tuple(instances))
+        return RegistrySnapshot(service, int(answer["header"]["revision"]), tuple(instances))
 
-    async def wait_for_change(self, service: str, revision: int, timeout: float) -> Snapshot:
+    async def wait_for_change(self, service: str, revision: int, timeout: float) -> RegistrySnapshot:
         check_name("service", service)
         timeout = check_number("timeout", timeout, minimum=0)
         if timeout > 0:

@@ -75,7 +75,7 @@ class Instance:
 
 
 @dataclass(frozen=True)
-class Snapshot:
+class RegistrySnapshot:
     """A service's instances as of ``revision`` (Consul's ``X-Consul-Index``, etcd's store revision).
 
     ``revision`` grows with every change of the set; a watch asks for a snapshot newer than

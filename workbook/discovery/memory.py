@@ -30,7 +30,7 @@ from workbook.core.clock import DEFAULT_CLOCK, Clock
 from workbook.core.errors import ParameterError
 from workbook.core.params import check_number
 from workbook.discovery.errors import AlreadyRegistered, LeaseExpired, RegistryUnavailable
-from workbook.discovery.instance import Instance, Lease, Snapshot, check_name, check_ttl
+from workbook.discovery.instance import Instance, Lease, RegistrySnapshot, check_name, check_ttl
 from workbook.discovery.registry import Registry, RegistryConfig
 
 
@@ -141,21 +141,21 @@ class InMemoryRegistry(Registry):
             event.set()
 
     # reads -----------------------------------------------------------------
-    async def snapshot(self, service: str) -> Snapshot:
+    async def snapshot(self, service: str) -> RegistrySnapshot:
         check_name("service", service)
         self._check_reachable()
         return self._snapshot(service)
 
-    def current(self, service: str) -> Snapshot:
+    def current(self, service: str) -> RegistrySnapshot:
         """The registry's own view of ``service`` (no client call: works while unreachable)."""
         return self._snapshot(check_name("service", service))
 
-    def _snapshot(self, service: str) -> Snapshot:
+    def _snapshot(self, service: str) -> RegistrySnapshot:
         entries = self._services.get(service, {})
-        return Snapshot(service, self._service_revision.get(service, 0),
+        return RegistrySnapshot(service, self._service_revision.get(service, 0),
                         tuple(entries[k].instance for k in sorted(entries)))
 
-    async def wait_for_change(self, service: str, revision: int, timeout: float) -> Snapshot:
+    async def wait_for_change(self, service: str, revision: int, timeout: float) -> RegistrySnapshot:
         check_name("service", service)
         timeout = check_number("timeout", timeout, minimum=0)
         self._check_reachable()

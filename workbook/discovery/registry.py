@@ -29,7 +29,7 @@ from workbook.core.clock import DEFAULT_CLOCK, Clock
 from workbook.core.errors import ParameterError
 from workbook.core.params import check_number
 from workbook.discovery.errors import LeaseExpired, RegistryUnavailable
-from workbook.discovery.instance import Instance, Lease, Snapshot, check_ttl
+from workbook.discovery.instance import Instance, Lease, RegistrySnapshot, check_ttl
 
 
 @dataclass(frozen=True)
@@ -99,12 +99,12 @@ class Registry(ABC):
     async def deregister(self, service: str, instance_id: str) -> bool: ...
 
     @abstractmethod
-    async def snapshot(self, service: str) -> Snapshot: ...
+    async def snapshot(self, service: str) -> RegistrySnapshot: ...
 
     @abstractmethod
-    async def wait_for_change(self, service: str, revision: int, timeout: float) -> Snapshot: ...
+    async def wait_for_change(self, service: str, revision: int, timeout: float) -> RegistrySnapshot: ...
 
-    async def watch(self, service: str, *, timeout: float = 30.0) -> AsyncIterator[Snapshot]:
+    async def watch(self, service: str, *, timeout: float = 30.0) -> AsyncIterator[RegistrySnapshot]:
         """Yield the current snapshot, then each newer one (blocking queries in a loop)."""
         snap = await self.snapshot(service)
         yield snap

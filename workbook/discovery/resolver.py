@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from workbook.core.clock import DEFAULT_CLOCK, Clock
 from workbook.core.params import check_number
 from workbook.discovery.errors import NoInstancesAvailable, RegistryUnavailable
-from workbook.discovery.instance import Instance, Snapshot, check_name
+from workbook.discovery.instance import Instance, RegistrySnapshot, check_name
 from workbook.discovery.registry import Registry
 
 
@@ -41,7 +41,7 @@ class Resolver:
 
     def __init__(self, registry: Registry, service: str, *, clock: Clock = DEFAULT_CLOCK, watch_timeout: float = 30.0,
                  retry_initial: float = 0.1, retry_max: float = 5.0,
-                 on_change: Callable[[Snapshot], None] | None = None):
+                 on_change: Callable[[RegistrySnapshot], None] | None = None):
         self.registry = registry
         self.service = check_name("service", service)
         self.clock = clock
@@ -49,7 +49,7 @@ class Resolver:
         self.retry_initial = check_number("retry_initial", retry_initial, minimum=0, min_exclusive=True)
         self.retry_max = check_number("retry_max", retry_max, minimum=retry_initial)
         self.on_change = on_change
-        self.snapshot: Snapshot | None = None
+        self.snapshot: RegistrySnapshot | None = None
         self.connected = False
         self.disconnected_since: float | None = None
         self.failures = 0  # consecutive
@@ -115,7 +115,7 @@ class Resolver:
             return False
 
     # the watch loop --------------------------------------------------------------------
-    def _apply(self, snap: Snapshot) -> None:
+    def _apply(self, snap: RegistrySnapshot) -> None:
         if self.snapshot is not None and snap.revision == self.snapshot.revision:
             return
         self.snapshot = snap

@@ -9,7 +9,7 @@
 """
 
 from workbook.failure_detection.detectors import FixedTimeoutDetector, PhiAccrualDetector
-from workbook.failure_detection.sweep import HeartbeatTrace, ReplayResult, heartbeat_trace, replay, sweep
+from workbook.failure_detection.sweep import HeartbeatTrace, ReplayResult, heartbeat_trace, replay_heartbeats, sweep
 
-__all__ = ["FixedTimeoutDetector", "HeartbeatTrace", "PhiAccrualDetector", "ReplayResult", "heartbeat_trace", "replay",
-           "sweep"]
+__all__ = ["FixedTimeoutDetector", "HeartbeatTrace", "PhiAccrualDetector", "ReplayResult", "heartbeat_trace",
+           "replay_heartbeats", "sweep"]

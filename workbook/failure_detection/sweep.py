@@ -6,7 +6,7 @@ of mean ``pause_mean`` (a GC pause, a scheduling hiccup); each heartbeat's netwo
 ``base_delay`` plus the absolute value of a normal of deviation ``jitter``; arrivals keep
 their order (one TCP connection). Random numbers come from ``stream(seed, "heartbeats", ...)``.
 
-``replay`` runs one detector over a trace in virtual time as a monitor would: it sleeps
+``replay_heartbeats`` runs one detector over a trace in virtual time as a monitor would: it sleeps
 until the next heartbeat or until the detector's ``suspicion_time``, whichever is first.
 A suspicion while the sender is alive is a *false suspicion* (counted once per gap).
 Every ``crash_every``-th heartbeat after ``warmup`` is also a crash trial: had the sender
@@ -75,7 +75,7 @@ class ReplayResult:
         return quantiles(self.detection_times, qs)
 
 
-async def replay(detector, trace: HeartbeatTrace, *, clock: Clock = DEFAULT_CLOCK, warmup: int = 100,
+async def replay_heartbeats(detector, trace: HeartbeatTrace, *, clock: Clock = DEFAULT_CLOCK, warmup: int = 100,
                  crash_every: int = 10) -> ReplayResult:
     """Feed ``trace`` to ``detector`` (which reads ``clock``) in time; see the module docstring."""
     warmup = check_int("warmup", warmup, minimum=0)
@@ -128,7 +128,7 @@ def sweep(seed: int, *, phi_thresholds: Sequence[float] = (1, 2, 4, 8, 12, 16),
         factories += list(detector_factories)
         for make in factories:
             detector = make()
-            result = await replay(detector, trace)
+            result = await replay_heartbeats(detector, trace)
             p50, p99 = result.detection_quantiles()
             is_phi = isinstance(detector, PhiAccrualDetector)
             rows.append({

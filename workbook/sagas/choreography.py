@@ -12,7 +12,7 @@ sees every event) and reacts only to the types it cares about:
     ShipmentCreated -> order completed;  InventoryRejected / InventoryReleased -> order compensated
 
 Delivery is at-least-once (a transient failure is nacked and redelivered); the
-participants' idempotency (``order_saga.Participant``) makes repeats harmless. The same
+participants' idempotency (``order_saga.SagaParticipant``) makes repeats harmless. The same
 checker as for the orchestrated saga judges the outcome. What is lost without an
 orchestrator is a single place that knows the saga's state: here it has to be pieced
 together from the events (``trace``).

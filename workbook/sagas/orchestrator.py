@@ -184,7 +184,7 @@ class SagaLog:
 
 @dataclass
 class SagaState:
-    """What the log says about one saga (rebuilt by ``replay``)."""
+    """What the log says about one saga (rebuilt by ``replay_saga``)."""
 
     data: dict = field(default_factory=dict)
     succeeded: list[str] = field(default_factory=list)
@@ -194,7 +194,7 @@ class SagaState:
     final: str | None = None
 
 
-def replay(records) -> SagaState:
+def replay_saga(records) -> SagaState:
     st = SagaState()
     for t, step, detail, _ in records:
         if t == "started":
@@ -248,7 +248,7 @@ class Orchestrator:
         return {sid: await self._drive(sid) for sid in self.log.unfinished()}
 
     async def _drive(self, saga_id: str) -> str:
-        st = replay(self.log.records(saga_id))
+        st = replay_saga(self.log.records(saga_id))
         if st.final:
             return st.final
         if st.failed is None:

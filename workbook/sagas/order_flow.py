@@ -1,6 +1,6 @@
 """The shop's order saga: reserve inventory, charge payment, create shipment.
 
-Three participants (``Participant``) keep their own records, per saga id:
+Three participants (``SagaParticipant``) keep their own records, per saga id:
 
 * ``applied[saga]``: times the action's effect happened (reservation made, card charged,
   shipment created); ``undone[saga]``: times its compensation's effect happened.
@@ -16,9 +16,10 @@ before doing anything), ``slow`` (saga ids whose action takes ``slow_time``: lon
 the orchestrator's timeout, so the outcome is unknown to it; the action still completes
 in the participant, as a remote service does when the caller gives up).
 
-``check_sagas`` is the checker (it returns a ``workbook.core.verdict.Verdict``): every saga must end ``completed`` (every action applied
-once, nothing undone) or ``compensated`` (every applied action undone once), and no
-compensation effect may exist for an action that never happened.
+``check_sagas`` is the checker (it returns a ``workbook.core.verdict.Verdict``): every saga
+must end ``completed`` (every action applied once, nothing undone) or ``compensated``
+(every applied action undone once), and no compensation effect may exist for an action
+that never happened.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ from dataclasses import dataclass, field
 
 from workbook.core.params import check_choice, check_int, check_number
 from workbook.core.virtual_time import run_virtual
-from workbook.sagas.orchestrator import Orchestrator, OrchestratorCrash, StepRetry, SagaDefinition, SagaLog, Step, StepRejected
+from workbook.sagas.orchestrator import (Orchestrator, OrchestratorCrash, SagaDefinition, SagaLog, Step, StepRejected,
+                                         StepRetry)
 from workbook.core.errors import WorkbookError
 from workbook.core.seeds import stream
 from workbook.core.verdict import Verdict
@@ -44,7 +46,7 @@ class TransientError(WorkbookError, ConnectionError):
 
 
 @dataclass
-class Participant:
+class SagaParticipant:
     name: str
     rng: random.Random
     latency: float = 0.01
@@ -91,15 +93,15 @@ class Participant:
 
 
 def make_participants(seed: int = 0, *, transient_rate: float = 0.0, careful: bool = True,
-                      latency: float = 0.01) -> dict[str, Participant]:
-    return {n: Participant(n, stream(seed, "participant", n), latency=latency, transient_rate=transient_rate,
+                      latency: float = 0.01) -> dict[str, SagaParticipant]:
+    return {n: SagaParticipant(n, stream(seed, "participant", n), latency=latency, transient_rate=transient_rate,
                            careful=careful) for n in STEPS}
 
 
 STEP_RETRY = StepRetry(attempts=3, delay=0.1)
 
 
-def order_saga_definition(participants: dict[str, Participant], *, timeout: float = 1.0,
+def order_saga_definition(participants: dict[str, SagaParticipant], *, timeout: float = 1.0,
                           retry: StepRetry = STEP_RETRY) -> SagaDefinition:
     return SagaDefinition("order", tuple(Step(n, participants[n].act, participants[n].compensate, timeout, retry)
                                          for n in STEPS))
@@ -111,7 +113,7 @@ def _examples(items: list[str], limit: int = 3) -> str:
     return "; ".join(items[:limit]) + (f"; ... and {len(items) - limit} more" if len(items) > limit else "")
 
 
-def check_sagas(statuses: dict[str, str], participants: dict[str, Participant]) -> Verdict:
+def check_sagas(statuses: dict[str, str], participants: dict[str, SagaParticipant]) -> Verdict:
     """Judge sagas by what the participants recorded, not by what the sagas claim.
 
     Checks: every saga ended ``completed`` or ``compensated``; no action happened twice; a
@@ -157,7 +159,7 @@ def check_sagas(statuses: dict[str, str], participants: dict[str, Participant]) 
 class SagaRun:
     statuses: dict[str, str]
     verdict: Verdict
-    participants: dict[str, Participant]
+    participants: dict[str, SagaParticipant]
     trace: list[tuple[float, str, str, str]]
     log: list[tuple] = field(default_factory=list)
     restarts: int = 0

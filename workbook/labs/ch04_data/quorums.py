@@ -31,7 +31,7 @@ def _links(net, reg, client, fast):
 
 
 @dataclass
-class Scenario:
+class QuorumScenario:
     name: str
     quorum: Quorum
     mode: str
@@ -40,7 +40,7 @@ class Scenario:
     operations: list
 
 
-def stale_read(quorum: Quorum = Quorum(3, 1, 1), mode: str = "plain") -> Scenario:
+def stale_read(quorum: Quorum = Quorum(3, 1, 1), mode: str = "plain") -> QuorumScenario:
     """A write completes at the W replicas the writer reaches fast; then a reader asks, and reaches fast the last R
     replicas: with R + W <= N the two sets do not meet and the read misses a completed write."""
     async def main():
@@ -55,11 +55,11 @@ def stale_read(quorum: Quorum = Quorum(3, 1, 1), mode: str = "plain") -> Scenari
         await asyncio.sleep(3)
         return reg, (got,)
     reg, reads = run_virtual(main())
-    return Scenario("a read after a completed write", quorum, mode, reads,
+    return QuorumScenario("a read after a completed write", quorum, mode, reads,
                     check_linearizable(reg.history, subject=f"{quorum} {mode}: read after write"), list(reg.history))
 
 
-def new_then_old(mode: str = "plain", quorum: Quorum = Quorum(3, 2, 2)) -> Scenario:
+def new_then_old(mode: str = "plain", quorum: Quorum = Quorum(3, 2, 2)) -> QuorumScenario:
     """A write reaches replica 0 at once and the others after 1 s. While it is in flight reader a asks (fast) the
     first R replicas, then reader b the last R: a sees the new value, b (without replica 0) the old one."""
     async def main():
@@ -77,7 +77,7 @@ def new_then_old(mode: str = "plain", quorum: Quorum = Quorum(3, 2, 2)) -> Scena
         await task
         return reg, (first, second)
     reg, reads = run_virtual(main())
-    return Scenario("two reads while a write is in flight", quorum, mode, reads,
+    return QuorumScenario("two reads while a write is in flight", quorum, mode, reads,
                     check_linearizable(reg.history, subject=f"{quorum} {mode}: reads during a write"),
                     list(reg.history))
 

@@ -133,12 +133,12 @@ def naive_sync(n_records: int, *, fail_every: int = 4) -> NaiveSyncResult:
 
 
 @dataclass
-class LagResult:
+class ReplicationLagResult:
     lags: list[float]
     writes: int
 
 
-def replication_lag(*, rate: float, duration: float, delay, poll_interval: float, seed: int) -> LagResult:
+def replication_lag(*, rate: float, duration: float, delay, poll_interval: float, seed: int) -> ReplicationLagResult:
     """Writes at ``rate``/s; a replicator polls every ``poll_interval`` s and ships each batch after ``delay``."""
     async def main():
         clock = LoopClock()
@@ -155,7 +155,8 @@ def replication_lag(*, rate: float, duration: float, delay, poll_interval: float
         await open_loop(write, rate=rate, duration=duration, rng=stream(seed, "ch04", "lag-writes"))
         await asyncio.sleep(5)
         await rep.stop()
-        return LagResult(list(replica.lags), primary.conn.execute("SELECT COUNT(*) FROM records").fetchone()[0])
+        records = primary.conn.execute("SELECT COUNT(*) FROM records").fetchone()[0]
+        return ReplicationLagResult(list(replica.lags), records)
 
     return run_virtual(main())
 
