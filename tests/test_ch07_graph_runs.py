@@ -77,7 +77,8 @@ def test_edge_stats_count_every_request_once_per_layer():
     charged = [e["requests"] for (s, t), e in edges.items() if t == "payment-service" and s != graph_runs.INGRESS]
     assert {s for (s, t) in edges if t == "payment-service"} == {graph_runs.INGRESS, "order-service v1",
                                                                  "order-service v2"}
-    assert sum(len(r) for r in run["calls"].values()) == sum(charged)
+    # a charge that started after the run's last second is outside the window edge_stats counts
+    assert sum(1 for rs in run["calls"].values() for r in rs if r.start < 20.0) == sum(charged)
     assert 0.35 < sum(charged) / orders["requests"] < 0.65  # payment_share 0.5
     assert edges[("payment-service", "payment-service v1")]["requests"] == \
         edges[(graph_runs.INGRESS, "payment-service")]["requests"] + sum(charged)
@@ -113,6 +114,24 @@ def test_delay_fault_shows_in_the_edge_p99():
     p99 = {e["target"]: e["p99_ms"] for e in delayed}
     assert p99["order-service"] >= 500 and p99["user-service"] < 100
     assert {e["target"]: e["p99_ms"] for e in quiet}["order-service"] < 100
+
+
+def test_edges_in_a_window_while_traffic_runs_show_an_incident_downstream():
+    run = graph_runs.mesh_run(0, duration=40.0, incidents=[(20.0, "payment-service-v1-0", 0.4)])
+    before = {(e["source"], e["target"]): e for e in graph_runs.edge_stats(run, 0.0, 20.0)}
+    after = {(e["source"], e["target"]): e for e in graph_runs.edge_stats(run, 20.0, 40.0)}
+    assert all(e["error_rate"] == 0 for e in before.values())
+    assert 0.3 < after[("payment-service", "payment-service v1")]["error_rate"] < 0.5
+    assert 0.1 < after[(graph_runs.INGRESS, "order-service")]["error_rate"] < 0.3  # the 502s of failed charges
+    assert after[(graph_runs.INGRESS, "user-service")]["error_rate"] == 0
+    whole = {(e["source"], e["target"]): e for e in graph_runs.edge_stats(run)}
+    key = (graph_runs.INGRESS, "order-service")
+    assert whole[key]["requests"] == before[key]["requests"] + after[key]["requests"]
+    assert after[key]["rps"] == pytest.approx(after[key]["requests"] / 20.0, abs=0.01)
+    with pytest.raises(ParameterError, match="start, end"):
+        graph_runs.edge_stats(run, 30.0, 30.0)
+    with pytest.raises(ParameterError, match=r"incidents\[0\].instance"):
+        graph_runs.mesh_run(0, incidents=[(1.0, "nobody", 0.5)])
 
 
 def test_mesh_run_is_deterministic():

@@ -214,9 +214,13 @@ def _orders_pay(net, sidecar: Sidecar, behaviours: dict, config, seed: int, shar
 
 def mesh_run(seed: int = 0, *, v2_weight: int = 20, abort_percent: float = 0.0, delay_percent: float = 0.0,
              v2_error_rate: float = 0.0, payment_share: float = 0.5, payment_error_rate: float = 0.0,
-             rate: float = 40.0, duration: float = 30.0) -> dict:
+             rate: float = 40.0, duration: float = 30.0, incidents=()) -> dict:
     """The shop's mixed traffic through the ingress sidecar, order-service calling payment-service
-    through its own sidecars on ``payment_share`` of orders; ``edge_stats`` reads the result."""
+    through its own sidecars on ``payment_share`` of orders; ``edge_stats`` reads the result.
+
+    ``incidents``: ``(time, instance, error_rate)`` triples, each changing an instance's error
+    rate at that moment of the run (e.g. ``(30.0, "payment-service-v1-0", 0.5)``).
+    """
     check_number("rate", rate, minimum=0, min_exclusive=True)
     check_number("duration", duration, minimum=0, min_exclusive=True)
     check_number("v2_error_rate", v2_error_rate, minimum=0, maximum=1)
@@ -226,15 +230,31 @@ def mesh_run(seed: int = 0, *, v2_weight: int = 20, abort_percent: float = 0.0, 
     net, sidecar, behaviours = build_mesh(seed, config=config)
     behaviours["order-service-v2-0"].error_rate = v2_error_rate
     behaviours["payment-service-v1-0"].error_rate = payment_error_rate
+    incidents = sorted(incidents)
+    for i, (at, instance, error_rate) in enumerate(incidents):
+        check_number(f"incidents[{i}].time", at, minimum=0, maximum=duration)
+        check_number(f"incidents[{i}].error_rate", error_rate, minimum=0, maximum=1)
+        if instance not in behaviours:
+            raise ParameterError(f"incidents[{i}].instance", instance, f"one of {sorted(behaviours)}")
     inner = _orders_pay(net, sidecar, behaviours, config, seed, payment_share)
     rng = stream(seed, "mesh", "paths")
-    run_virtual(open_loop(_mixed_send(sidecar, rng), rate=rate, duration=duration,
-                          rng=stream(seed, "mesh", "arrivals")))
+
+    async def main():
+        async def operator():
+            for at, instance, error_rate in incidents:
+                await asyncio.sleep(at - sidecar.clock.now())
+                behaviours[instance].error_rate = error_rate
+
+        task = asyncio.ensure_future(operator())
+        await open_loop(_mixed_send(sidecar, rng), rate=rate, duration=duration, rng=stream(seed, "mesh", "arrivals"))
+        await task
+
+    run_virtual(main())
     return {"records": sidecar.records, "duration": duration,
             "calls": {name: out.records for name, out in sorted(inner.items())},
             "settings": {"v2_weight": v2_weight, "abort_percent": abort_percent, "delay_percent": delay_percent,
                          "v2_error_rate": v2_error_rate, "payment_share": payment_share,
-                         "payment_error_rate": payment_error_rate}}
+                         "payment_error_rate": payment_error_rate, "incidents": incidents}}
 
 
 def _workload(host: str) -> tuple[str, str]:
@@ -242,20 +262,24 @@ def _workload(host: str) -> tuple[str, str]:
     return service, version
 
 
-def edge_stats(run: dict) -> list[dict]:
-    """Per edge: requests, rate (per second), error rate (share of 5xx), p99 (ms).
+def edge_stats(run: dict, start: float = 0.0, end: float | None = None) -> list[dict]:
+    """Per edge: requests, rate (per second), error rate (share of 5xx), p99 (ms), over the
+    requests that started in ``[start, end)`` (the whole run by default).
 
     Edges are caller -> service (every request the caller's sidecar handled, aborts by the
     fault filter included; the caller is the ingress or a workload ``service version``) and
     service -> ``service version`` (the requests that reached a workload of that version).
     """
+    end = run["duration"] if end is None else end
+    if not 0 <= start < end:
+        raise ParameterError("start, end", (start, end), f"0 <= start < end (the run lasted {run['duration']:g} s)")
     groups: dict[tuple[str, str], list] = defaultdict(list)
     callers = [(INGRESS, run["records"])]
     callers += [(" ".join(_workload(name)), records) for name, records in run.get("calls", {}).items()]
     for source, records in callers:
         for r in records:
             service = ROUTE_SERVICE.get(r.route)
-            if service is None:
+            if service is None or not start <= r.start < end:
                 continue
             groups[(source, service)].append(r)
             if r.host:
@@ -265,7 +289,7 @@ def edge_stats(run: dict) -> list[dict]:
     for (source, target), records in sorted(groups.items()):
         errors = sum(1 for r in records if r.status >= 500)
         rows.append({"source": source, "target": target, "requests": len(records),
-                     "rps": round(len(records) / run["duration"], 2),
+                     "rps": round(len(records) / (end - start), 2),
                      "error_rate": round(errors / len(records), 4),
                      "p99_ms": round(1000 * quantile([r.latency for r in records], 0.99), 1)})
     return rows
