@@ -145,3 +145,10 @@ def test_compare_with_prometheus_without_the_binaries_says_how_to_install(monkey
     monkeypatch.setattr(prometheus_server, "find_executable", missing)
     with pytest.raises(ServiceUnavailable, match="apt-get install -y prometheus"):
         ex.compare_with_prometheus(0)
+
+
+def test_one_request_logs_are_plain_rows_of_its_trace_and_shop_logs_is_the_same_run():
+    from workbook.labs.ch08_observability import traces as tr
+    one = tr.one_request(0)
+    assert one["logs"] and all(r["trace_id"] == one["trace_id"] for r in one["logs"])
+    assert tr.shop_logs(0).query(trace_id=one["trace_id"]) == one["logs"]

@@ -7,8 +7,8 @@
   returns the spans' structure (service, name, kind, parent, links) and whether they
   share one trace id. Real time, so no durations are returned.
 * ``one_request(seed)``: one request of the traced shop in virtual time (five services
-  and the broker): its waterfall rows and critical path, and the run's ``LogStore``
-  (every service's JSON logs, to search); reproducible for a seed.
+  and the broker): its waterfall rows, critical path and log records; reproducible for a
+  seed. ``shop_logs(seed)`` is that run's ``LogStore`` (every service's JSON logs), to search.
 * ``error_span(seed)``: where the first failed request of a short run failed (a payment
   refused): that span's attributes, status and events, what a span records beyond its
   timing, and the failed spans of its trace.
@@ -39,7 +39,7 @@ from workbook.observability import (Engine, RuleEvaluator, Scraper, SeriesStore,
                                     publish_traced, read_exemplars, simulate_workload, span_records, traces_by_id,
                                     tracing_middleware, waterfall)
 
-__all__ = ["TRACEPARENT_CASES", "traceparent_table", "live_trace", "one_request", "error_span", "dependency_edges",
+__all__ = ["TRACEPARENT_CASES", "traceparent_table", "live_trace", "one_request", "shop_logs", "error_span", "dependency_edges",
            "sampling_table", "sampling_sweep", "tail_buffer_cost", "drill_down_demo", "SLOW_CHECKOUT_RULES"]
 
 TRACEPARENT_CASES = {
@@ -126,7 +126,12 @@ def one_request(seed: int = 0, *, rate: float = 5.0, duration: float = 20.0) -> 
                   for t, rs in traces_by_id(spans).items() if any(r.kind == "CONSUMER" for r in rs)]
     _, trace_id = max(candidates)
     return {"trace_id": trace_id, "waterfall": waterfall(spans, trace_id),
-            "critical_path": critical_path(spans, trace_id), "logs": shop.logs}
+            "critical_path": critical_path(spans, trace_id), "logs": shop.logs.query(trace_id=trace_id)}
+
+
+def shop_logs(seed: int = 0, *, rate: float = 5.0, duration: float = 20.0):
+    """The ``LogStore`` of the run ``one_request`` takes its request from (same seed and load), to search."""
+    return _run_shop(seed, rate=rate, duration=duration).logs
 
 
 def error_span(seed: int = 0, *, rate: float = 5.0, duration: float = 60.0) -> dict | None:
