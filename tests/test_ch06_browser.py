@@ -46,3 +46,41 @@ def test_route_tester_decides_again_when_the_path_or_method_changes(jupyterlab, 
 
     assert dotted.startswith("admin") and "normalised to /api/admin/keys" in dotted and "article: public" in dotted
     assert posted.startswith("405") and "allows only GET" in posted
+
+
+PANEL_NOTEBOOK = "ratelimit_panel.ipynb"
+PANEL_CELLS = [CELLS[0], "viz.ratelimit_panel('token_bucket', 10.0, 10)"]
+SUMMARY = ".ratelimit-panel .ratelimit-panel-summary"
+BARS = ".ratelimit-panel .js-plotly-plot .barlayer .trace path"
+
+
+def _bars(page) -> str:
+    return page.evaluate(f"() => [...document.querySelectorAll({BARS!r})].map(e => e.getAttribute('d')).join('|')")
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+@pytest.mark.timeout(420)
+def test_ratelimit_panel_recounts_and_redraws_when_burst_or_algorithm_change(jupyterlab, browser_page):
+    from tests.fixtures.jupyterlab import type_into_readout
+
+    page = browser_page
+    panel = run_all(page, jupyterlab({PANEL_NOTEBOOK: PANEL_CELLS}), PANEL_NOTEBOOK, executed_cells=2,
+                    widget="ratelimit-panel")
+    panel.locator(".js-plotly-plot .barlayer .trace path").first.wait_for(state="attached", timeout=60_000)
+    summary = panel.locator(".ratelimit-panel-summary")
+    first, first_bars = summary.inner_text(), _bars(page)
+    assert first == "token_bucket, rate 10/s, burst 10: 51 admitted, 54 rejected of 105"
+
+    type_into_readout(page, panel.locator(".ratelimit-panel-burst"), "2")
+    wait_for_change(page, SUMMARY, first)
+    page.wait_for_function(f"(old) => [...document.querySelectorAll({BARS!r})]"
+                           ".map(e => e.getAttribute('d')).join('|') !== old", arg=first_bars)
+    smaller = summary.inner_text()
+
+    panel.locator(".ratelimit-panel-algorithm select").select_option("fixed_window")
+    wait_for_change(page, SUMMARY, smaller)
+    fixed = summary.inner_text()
+    panel.screenshot(path=str(SCREENSHOTS / "gateway_ratelimit_panel.png"))
+    assert smaller.startswith("token_bucket, rate 10/s, burst 2:")
+    assert fixed.startswith("fixed_window, rate 10/s, burst 2:")
