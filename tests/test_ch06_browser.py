@@ -11,7 +11,7 @@ Without chromium or Playwright it is skipped locally and fails under CI (``CI`` 
 
 import pytest
 
-from tests.fixtures.jupyterlab import SCREENSHOTS, run_all, wait_for_change
+from tests.fixtures.jupyterlab import SCREENSHOTS, run_all, type_into_readout, wait_for_change
 
 NOTEBOOK = "route_tester.ipynb"
 CELLS = [("from workbook.labs import setup_notebook\n\nsetup_notebook()\n"
@@ -62,7 +62,6 @@ def _bars(page) -> str:
 @pytest.mark.slow
 @pytest.mark.timeout(420)
 def test_ratelimit_panel_recounts_and_redraws_when_burst_or_algorithm_change(jupyterlab, browser_page):
-    from tests.fixtures.jupyterlab import type_into_readout
 
     page = browser_page
     panel = run_all(page, jupyterlab({PANEL_NOTEBOOK: PANEL_CELLS}), PANEL_NOTEBOOK, executed_cells=2,
