@@ -62,7 +62,6 @@ def _bars(page) -> str:
 @pytest.mark.slow
 @pytest.mark.timeout(420)
 def test_ratelimit_panel_recounts_and_redraws_when_burst_or_algorithm_change(jupyterlab, browser_page):
-
     page = browser_page
     panel = run_all(page, jupyterlab({PANEL_NOTEBOOK: PANEL_CELLS}), PANEL_NOTEBOOK, executed_cells=2,
                     widget="ratelimit-panel")
