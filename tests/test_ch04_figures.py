@@ -22,7 +22,7 @@ def test_figures_carry_the_experiments_numbers():
 
 def test_timeline_figure_shows_locks_and_the_crash():
     result = commit.run({"coordinator.after_votes": 1.0})
-    fig = viz.timeline_figure(result, "coordinator.after_votes")
+    fig = viz.commit_timeline_figure(result, "coordinator.after_votes")
     names = {t.name for t in fig.data}
     assert {"locks held", "crash", "restarted", "in doubt", "aborted"} <= names
     assert "locks held up to 1.0" in fig.layout.title.text and "outcome unknown" in fig.layout.title.text

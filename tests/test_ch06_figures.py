@@ -18,7 +18,7 @@ def run(coro):
 
 def test_timeline_figure_has_one_row_per_algorithm_and_counts_every_arrival():
     binned = {a: ratelimit_runs.binned(ratelimit_runs.admissions_over_time(a), 0.25) for a in RATE_LIMIT_ALGORITHMS}
-    fig = viz.timeline_figure(binned, 0.25, title="point")
+    fig = viz.admissions_timeline_figure(binned, 0.25, title="point")
     assert len(fig.data) == 2 * len(RATE_LIMIT_ALGORITHMS) and fig.layout.title.text == "point"
     admitted, rejected = fig.data[0], fig.data[1]
     assert sum(admitted.y) - sum(rejected.y) == len(ratelimit_runs.crafted_arrivals())
@@ -26,7 +26,8 @@ def test_timeline_figure_has_one_row_per_algorithm_and_counts_every_arrival():
 
 
 def test_max_in_any_window_shows_the_fixed_window_edge():
-    busiest = {a: ratelimit_runs.max_in_any_window(ratelimit_runs.admissions_over_time(a)) for a in RATE_LIMIT_ALGORITHMS}
+    busiest = {a: ratelimit_runs.max_in_any_window(ratelimit_runs.admissions_over_time(a))
+               for a in RATE_LIMIT_ALGORITHMS}
     assert busiest == {"fixed_window": 18, "sliding_log": 10, "sliding_window": 10, "token_bucket": 19,
                        "leaky_bucket": 19, "gcra": 19}
     assert ratelimit_runs.max_in_any_window([]) == 0
@@ -112,14 +113,14 @@ def test_live_error_rows_and_a_bounded_fuzz_without_500():
 
 
 def test_header_rows_tell_a_refused_client_when_to_come_back():
-    fixed = ratelimit_runs.header_rows("fixed_window", 5, 60.0)
+    fixed = ratelimit_runs.ratelimit_header_rows("fixed_window", 5, 60.0)
     assert [r["status"] for r in fixed] == [200] * 5 + [429] * 2
     assert fixed[5]["Retry-After"] == "25" and fixed[5]["RateLimit"] == '"5-per-60s";r=0;t=25'
     assert all(r["RateLimit-Policy"] == '"5-per-60s";q=5;w=60' for r in fixed)
-    gcra = ratelimit_runs.header_rows("gcra", 5, 60.0)
+    gcra = ratelimit_runs.ratelimit_header_rows("gcra", 5, 60.0)
     assert gcra[5]["Retry-After"] == "7" and gcra[0]["Retry-After"] is None
     with pytest.raises(ParameterError, match="'requests'"):
-        ratelimit_runs.header_rows(requests=0)
+        ratelimit_runs.ratelimit_header_rows(requests=0)
 
 
 def test_live_429_after_the_tour_carries_the_ratelimit_fields():

@@ -1,7 +1,7 @@
 """Chapter 4's figures and widgets (plotly, ipywidgets): each title states the figure's point.
 
 * ``projection_lag_figure``, ``replication_lag_figure``, ``ryw_figure``, ``pbs_figure``,
-  ``timeline_figure``, ``blocking_figure``, ``saga_vs_2pc_figure``: plain figures from
+  ``commit_timeline_figure``, ``blocking_figure``, ``saga_vs_2pc_figure``: plain figures from
   the experiments' numbers.
 * ``pbs_panel``: sliders for N, R, W and the replica lag (mean one-way delay) over a
   ``go.FigureWidget`` of the stale-read probability; the container has the CSS class
@@ -82,7 +82,7 @@ def _kind(event: str) -> str:
     return "other"
 
 
-def timeline_figure(result, point: str = "no crash") -> go.Figure:
+def commit_timeline_figure(result, point: str = "no crash") -> go.Figure:
     """Actors as rows, time across: lock intervals as bars, events as markers (hover for the text)."""
     fig = go.Figure()
     for actor, (start, end) in commit.lock_intervals(result).items():
@@ -200,7 +200,7 @@ def timeline_panel(points, *, downtime: float = 2.0, seed: int = 0):
 
     def make(point):
         result = commit.run({} if point == "no crash" else {point: downtime}, seed=seed)
-        return timeline_figure(result, point)
+        return commit_timeline_figure(result, point)
 
     figure = go.FigureWidget(make(pick.value))
     container = widgets.VBox([pick, figure])

@@ -1,6 +1,6 @@
 """Chapter 6's figures and widgets (plotly, ipywidgets): each title states its point.
 
-* ``timeline_figure(binned_by_algorithm)``: admitted and rejected requests per time bin on
+* ``admissions_timeline_figure(binned_by_algorithm)``: admitted and rejected requests per time bin on
   the crafted timeline, one row per algorithm (``ratelimit_runs.binned``);
 * ``panel_figure(panel)`` / ``ratelimit_panel(...)``: the rate-limit panel: algorithm, rate
   and burst -> admitted and rejected over time (CSS class ``ratelimit-panel``, summary
@@ -24,7 +24,8 @@ from workbook.ratelimit import RATE_LIMIT_ALGORITHMS
 OK, BAD, GREY = "#00cc96", "#EF553B", "#8c8c8c"
 
 
-def timeline_figure(binned_by_algorithm: dict[str, list[dict]], width: float = 0.25, *, title: str | None = None) -> go.Figure:
+def admissions_timeline_figure(binned_by_algorithm: dict[str, list[dict]], width: float = 0.25, *,
+                               title: str | None = None) -> go.Figure:
     """One row per algorithm: admitted (up) and rejected (down) per bin of ``width`` s."""
     names = list(binned_by_algorithm)
     fig = make_subplots(rows=len(names), cols=1, shared_xaxes=True, vertical_spacing=0.03,
@@ -145,4 +146,4 @@ def route_tester(path: str = "/api/public/%2e%2e/admin/keys", method: str = "GET
 
 
 __all__ = ["article_limiter_figure", "panel_figure", "panel_summary", "ratelimit_panel", "route_tester",
-           "timeline_figure"]
+           "admissions_timeline_figure"]

@@ -285,7 +285,7 @@ def max_in_any_window(rows: list[dict], period: float = 1.0) -> int:
     return best
 
 
-def header_rows(algorithm: str = "fixed_window", limit: int = 5, period: float = 60.0, requests: int = 7,
+def ratelimit_header_rows(algorithm: str = "fixed_window", limit: int = 5, period: float = 60.0, requests: int = 7,
                 start: float = 30.0, step: float = 1.0) -> list[dict]:
     """``requests`` hits ``step`` seconds apart from ``start`` (a ``ManualClock``), and the HTTP
     fields each answer would carry: ``RateLimit-Policy``, ``RateLimit`` and, when refused

@@ -59,7 +59,7 @@ METHODS = ("GET", "POST", "DELETE")
 
 
 @dataclass(frozen=True)
-class Target:
+class GridTarget:
     """A workload the grid calls: its inventory name, paths, and the header its policy checks."""
 
     workload: str
@@ -69,9 +69,9 @@ class Target:
 
 
 TARGETS = {
-    "user-service": Target("user-service-v1", ("/api/users", "/api/users/42", "/admin/users"),
+    "user-service": GridTarget("user-service-v1", ("/api/users", "/api/users/42", "/admin/users"),
                            "authorization", (None, "Bearer eyJhbGciOi", "Basic dXNlcjpwdw==")),
-    "order-service": Target("order-service-v1", ("/api/orders", "/api/orders/7", "/internal/reindex"),
+    "order-service": GridTarget("order-service-v1", ("/api/orders", "/api/orders/7", "/internal/reindex"),
                             "x-user-id", (None, "", "u-42")),
 }
 
