@@ -114,3 +114,23 @@ def test_every_exception_derives_from_the_root_error():
                     and not issubclass(value, WorkbookError)):
                 strays.append(f"{m.name}.{name}")
     assert not strays, f"exceptions not derived from WorkbookError: {strays}"
+
+
+# The exercise modules of the labs share one small interface on purpose (each chapter's
+# tests ask its exercise for the naive answers it must reject and for a model answer).
+SHARED_LAB_INTERFACE = {"naive_answers", "model_answer"}
+
+
+def test_no_two_modules_define_the_same_public_name():
+    """A name means one thing across the workbook: no ``panel_text`` in two labs, no two ``Retry``."""
+    owners: dict[str, list[str]] = {}
+    for module, path in MODULES:
+        if path.name.endswith(("_pb2.py", "_pb2_grpc.py")):  # generated gRPC code
+            continue
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and not node.name.startswith("_"):
+                owners.setdefault(node.name, []).append(module)
+    clashes = {name: mods for name, mods in owners.items() if len(mods) > 1 and name not in SHARED_LAB_INTERFACE}
+    assert not clashes, f"public names defined in more than one module: {clashes}"
+    for name in SHARED_LAB_INTERFACE:
+        assert all(".labs.ch" in m and m.endswith(".exercise") for m in owners.get(name, [])), name
