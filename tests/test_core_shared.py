@@ -67,3 +67,47 @@ def test_verdict_passes_only_when_every_check_does():
     assert "hint" not in str(Verdict.of("x", [("a", True, "")], hint="never shown"))
     assert not Verdict.of("nothing checked", [])
     assert not Verdict.rejected("answer", "no answer yet")
+
+
+def test_stop_task_swallows_the_tasks_cancellation_not_the_callers():
+    import asyncio
+
+    from workbook.core import run_virtual
+    from workbook.core.tasks import stop_task
+
+    async def forever(log):
+        try:
+            await asyncio.sleep(1e9)
+        finally:
+            log.append("cleaned up")
+
+    async def main():
+        log = []
+        await stop_task(None)
+        task = asyncio.ensure_future(forever(log))
+        await asyncio.sleep(1)
+        await stop_task(task)  # no error: the cancellation was ours
+        assert task.cancelled() and log == ["cleaned up"]
+
+        # the caller itself cancelled while it waits for a task that takes a while to stop
+        async def slow_to_stop():
+            try:
+                await asyncio.sleep(1e9)
+            except asyncio.CancelledError:
+                await asyncio.sleep(5)
+                raise
+
+        async def stopper(t):
+            await stop_task(t)
+            log.append("stopper went on")  # must not happen: stopper was cancelled
+
+        inner = asyncio.ensure_future(slow_to_stop())
+        await asyncio.sleep(1)
+        outer = asyncio.ensure_future(stopper(inner))
+        await asyncio.sleep(1)
+        outer.cancel()
+        await asyncio.sleep(10)
+        return outer.cancelled(), log
+
+    cancelled, log = run_virtual(main())
+    assert cancelled and "stopper went on" not in log

@@ -27,6 +27,7 @@ from urllib.parse import urlparse
 from workbook.core.clock import DEFAULT_CLOCK, Clock
 from workbook.core.errors import ParameterError
 from workbook.core.params import check_int, check_number
+from workbook.core.tasks import stop_task
 
 Probe = Callable[[str, float], Awaitable[int]]
 
@@ -153,10 +154,5 @@ class HealthChecker:
         return self
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        await stop_task(self._task)
+        self._task = None

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from workbook.core.clock import DEFAULT_CLOCK, Clock
 from workbook.core.errors import ParameterError
 from workbook.core.params import check_number
+from workbook.core.tasks import stop_task
 from workbook.discovery.errors import AlreadyRegistered, LeaseExpired, RegistryUnavailable
 from workbook.discovery.instance import Instance, Lease, RegistrySnapshot, check_name, check_ttl
 from workbook.discovery.registry import Registry, RegistryConfig
@@ -74,13 +75,8 @@ class InMemoryRegistry(Registry):
         return self
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        await stop_task(self._task)
+        self._task = None
 
     def set_reachable(self, reachable: bool) -> None:
         """Fault switch: while False, every client call raises ``RegistryUnavailable``."""

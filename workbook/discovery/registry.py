@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from workbook.core.clock import DEFAULT_CLOCK, Clock
 from workbook.core.errors import ParameterError
 from workbook.core.params import check_number
+from workbook.core.tasks import stop_task
 from workbook.discovery.errors import LeaseExpired, RegistryUnavailable
 from workbook.discovery.instance import Instance, Lease, RegistrySnapshot, check_ttl
 
@@ -166,12 +167,7 @@ class KeepAlive:
         self.paused = False
 
     async def stop(self, *, deregister: bool = True) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        await stop_task(self._task)
+        self._task = None
         if deregister:
             await self.registry.deregister(self.instance.service, self.instance.instance_id)

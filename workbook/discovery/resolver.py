@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from workbook.core.clock import DEFAULT_CLOCK, Clock
 from workbook.core.params import check_number
+from workbook.core.tasks import stop_task
 from workbook.discovery.errors import NoInstancesAvailable, RegistryUnavailable
 from workbook.discovery.instance import Instance, RegistrySnapshot, check_name
 from workbook.discovery.registry import Registry
@@ -71,13 +72,8 @@ class Resolver:
         return self
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        await stop_task(self._task)
+        self._task = None
 
     async def __aenter__(self):
         return await self.start()

@@ -25,6 +25,7 @@ from typing import Any
 
 from workbook.core.clock import Clock, LoopClock
 from workbook.core.params import check_number
+from workbook.core.tasks import stop_task
 from workbook.messaging.broker import Broker
 from workbook.messaging.consumer import ReconnectBackoff, retry_unavailable
 from workbook.messaging.errors import BrokerUnavailable, MessagingError, RequestTimeout, UnknownGroup, UnknownTopic
@@ -121,13 +122,7 @@ class Requester:
         ``close`` fail; a broker that is unreachable now leaves the membership to expire after
         the session timeout."""
         self._closed = True
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                if asyncio.current_task().cancelling():
-                    raise  # close() itself was cancelled: do not swallow that
+        await stop_task(self._task)  # re-raises if close() itself was cancelled
         try:
             await self.broker.leave(self.reply_topic, self.name, self.name)
         except BrokerUnavailable as exc:

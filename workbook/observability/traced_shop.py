@@ -35,6 +35,7 @@ from workbook.core.clock import Clock, LoopClock
 from workbook.core.load import open_loop
 from workbook.core.params import check_int, check_number
 from workbook.core.seeds import stream
+from workbook.core.tasks import stop_task
 from workbook.messaging.memory import InMemoryBroker
 from workbook.observability.instrument import ServiceMetrics
 from workbook.observability.logs import LogStore, service_logger
@@ -220,11 +221,7 @@ class TracedShop:
                 (await self.broker.end_offsets(ORDERS_TOPIC)).values()) > sum(
                 (await self.broker.committed(ORDERS_TOPIC, "shipping")).values()):
             await asyncio.sleep(self.config.broker_delay)
-        self._consumer.cancel()
-        try:
-            await self._consumer
-        except asyncio.CancelledError:
-            pass
+        await stop_task(self._consumer)
         self._started = False
 
     async def run(self, *, rate: float, duration: float, on_tick=None, tick: float = 15.0) -> list[int]:

@@ -31,6 +31,7 @@ from workbook.core.clock import Clock, LoopClock
 from workbook.core.distributions import make_distribution
 from workbook.core.errors import ParameterError
 from workbook.core.params import check_number
+from workbook.core.tasks import stop_task
 from workbook.storage.cdc import Change, ChangeFeed
 from workbook.storage.errors import ReplicationGap
 from workbook.storage.repository import SCHEMA, Record, _matches
@@ -154,10 +155,5 @@ class Replicator:
         return self._task
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        await stop_task(self._task)
+        self._task = None
