@@ -5,31 +5,21 @@ install, except under CI (the ``CI`` environment variable is set), where a missi
 service is a failure: CI must install everything.
 """
 
-import os
 
 import pytest
 
 # Fixtures for other servers (etcd, nginx, prometheus...) live in tests/fixtures/<name>.py,
-# one module per server; the root conftest.py loads them all. missing_service is shared.
+# one module per server; the root conftest.py loads them all. missing_service and running
+# (start a server or skip/fail with an install hint) live in tests/fixtures/__init__.py.
 
-from workbook.core.external import INSTALL_HINTS, RedisServer, ServiceUnavailable
-
-
-def missing_service(message: str):
-    """Skip locally, fail under CI."""
-    if os.environ.get("CI"):
-        pytest.fail(f"CI is set, so a missing service is a failure: {message}", pytrace=False)
-    pytest.skip(message)
+from tests.fixtures import missing_service, running  # noqa: F401 - missing_service re-exported
+from workbook.core.external import INSTALL_HINTS, RedisServer
 
 
 @pytest.fixture(scope="session")
 def redis_server():
     """A real redis-server on a free 127.0.0.1 port for the whole session (stopped by PID)."""
-    server = RedisServer()
-    try:
-        server.start()
-    except ServiceUnavailable as exc:
-        missing_service(f"{exc} ({INSTALL_HINTS['redis-server']})")
+    server = running(RedisServer(), INSTALL_HINTS["redis-server"])
     yield server
     server.stop()
 

@@ -7,8 +7,8 @@ import asyncio
 import aiohttp
 import pytest
 
-from tests.fixtures import missing_service
-from workbook.core.external import INSTALL_HINTS, RedisServer, ServiceUnavailable
+from tests.fixtures import running
+from workbook.core.external import INSTALL_HINTS, RedisServer
 from workbook.gateway.demo import DemoStack
 
 pytestmark = pytest.mark.redis
@@ -16,11 +16,7 @@ pytestmark = pytest.mark.redis
 
 @pytest.fixture
 def own_redis():
-    server = RedisServer()
-    try:
-        server.start()
-    except ServiceUnavailable as exc:
-        missing_service(f"{exc} ({INSTALL_HINTS['redis-server']})")
+    server = running(RedisServer(), INSTALL_HINTS["redis-server"])
     yield server
     server.stop()
 

@@ -4,10 +4,7 @@ Every network test here talks to 127.0.0.1 only and is bounded in time (``asynci
 """
 
 import asyncio
-import contextlib
-import os
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
@@ -175,7 +172,7 @@ def restartable_redis(request):
     try:
         server = RestartableRedis(directory, persistent=getattr(request, "param", True)).start()
     except ServiceUnavailable as exc:
-        from tests.conftest import missing_service  # noqa: F401 - only reached without redis-server
+        from tests.fixtures import missing_service  # noqa: F401 - only reached without redis-server
         pytest.skip(str(exc))
     yield server
     server.stop()

@@ -82,7 +82,7 @@ def test_article_limiter_fails_open_silently(caplog):
     try:
         server = RedisServer().start()
     except ServiceUnavailable as exc:
-        from tests.conftest import missing_service
+        from tests.fixtures import missing_service
         missing_service(str(exc))
 
     async def main():

@@ -170,7 +170,7 @@ def own_server():
     try:
         return RedisServer().start()
     except ServiceUnavailable as exc:
-        from tests.conftest import missing_service
+        from tests.fixtures import missing_service
         missing_service(str(exc))
 
 
