@@ -42,6 +42,24 @@ class Message:
     timestamp: float = 0.0
 
 
+_new_object = object.__new__
+_set_attribute = object.__setattr__
+
+
+def trusted_message(topic: str, payload: Any, id: str, key: str | None, kind: str, headers: dict[str, str],
+                    reply_to: str | None, correlation_id: str | None, partition: int, offset: int,
+                    timestamp: float) -> Message:
+    """A ``Message`` from fields a broker itself validated or read back from its own log:
+    equal to ``Message(...)`` of the same fields, built without the frozen dataclass'
+    ``__init__`` (one ``object.__setattr__`` per field, about twice the cost). Not for
+    fields from callers: those go through ``check_publish`` first."""
+    m = _new_object(Message)
+    _set_attribute(m, "__dict__", {"topic": topic, "payload": payload, "id": id, "key": key, "kind": kind,
+                                   "headers": headers, "reply_to": reply_to, "correlation_id": correlation_id,
+                                   "partition": partition, "offset": offset, "timestamp": timestamp})
+    return m
+
+
 @dataclass
 class Delivery:
     """One delivery of a message to one consumer of one group (``attempt`` counts from 1)."""
