@@ -585,13 +585,16 @@ def test_dead_members_messages_wait_for_the_session_timeout_not_the_visibility_t
     ('id "quoted"\\ é\u2028\n', "request", "k\t\u00e9", {"a": "b", "é": '"x"\n'}, "replies", "c\u20ac", 0.1),
     ("x", "reply", "", {"": ""}, "t.dlq", "", 1e-07),
 ])
-def test_redis_metadata_text_is_what_the_json_encoder_writes(fields):
-    """The hand-written metadata encoder stores exactly the JSON encoder's text (so old and
-    new entries decode alike), and it decodes back to the same fields."""
-    from workbook.messaging.redis_streams import _ENCODE_META, _encode_meta
+def test_redis_entry_text_is_what_the_json_encoder_writes(fields):
+    """The hand-written entry encoder stores exactly the JSON encoder's text for the metadata,
+    then the payload's own text, and one json.loads gives back every field and the payload."""
+    from workbook.messaging.message import encode_payload
+    from workbook.messaging.redis_streams import _ENCODE_META, _encode_entry
 
-    assert _encode_meta(*fields) == _ENCODE_META(list(fields))
-    assert json.loads(_encode_meta(*fields)) == list(fields)
+    payload = {"b": [1, 2.5, None, "é\n"], "a": {"x": True}}
+    text = encode_payload("t", payload)
+    assert _encode_entry(*fields, text) == _ENCODE_META(list(fields))[:-1] + "," + text + "]"
+    assert json.loads(_encode_entry(*fields, text)) == [*fields, payload]
 
 
 def test_trusted_message_equals_a_validated_one_and_stays_frozen():
@@ -605,3 +608,29 @@ def test_trusted_message_equals_a_validated_one_and_stays_frozen():
     assert dataclasses.replace(fast, offset=8).offset == 8
     with pytest.raises(dataclasses.FrozenInstanceError):
         fast.payload = {}
+
+
+@pytest.mark.redis
+def test_redis_reads_entries_of_the_earlier_two_field_layout(redis_url):
+    """Entries written as ``payload`` + ``meta`` (before the one-field layout) still poll and read."""
+    from workbook.messaging.redis_streams import RedisStreamsBroker
+
+    async def main():
+        b = RedisStreamsBroker(redis_url, CFG, prefix="oldlayout")
+        try:
+            await b.create_topic("t", 1)
+            await b.create_group("t", "g")
+            await b.join("t", "g", "c")
+            await b.redis.execute_command("XADD", "oldlayout:s:t:0", "0-*", "payload", '{"a":[1]}', "meta",
+                                          '["m-1","command","k",{"h":"v"},"r","c",1.5]')
+            new = await b.publish("t", {"b": 2}, key="k")
+            [d] = await b.poll("t", "g", "c")
+            assert d.message == b.__class__._message("t", 0, "0-1", ["message",
+                                                                     '["m-1","command","k",{"h":"v"},"r","c",1.5,{"a":[1]}]'])
+            assert (d.message.id, d.message.payload, d.message.headers, d.message.offset) == ("m-1", {"a": [1]},
+                                                                                              {"h": "v"}, 0)
+            old, again = await b.read("t", 0)
+            assert old == d.message and again == new
+        finally:
+            await b.close()
+    asyncio.run(main())
