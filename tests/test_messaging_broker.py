@@ -634,3 +634,15 @@ def test_redis_reads_entries_of_the_earlier_two_field_layout(redis_url):
         finally:
             await b.close()
     asyncio.run(main())
+
+
+@pytest.mark.parametrize("field", ["key", "correlation_id", "message_id"])
+def test_non_string_ids_are_refused_naming_the_field(backend, field):
+    from workbook.messaging import InvalidMessage
+
+    async def body(b):
+        await b.create_topic("t", 1)
+        with pytest.raises(InvalidMessage, match=rf"publish to topic 't': {field} must be a string or None, got int 7"):
+            await b.publish("t", {}, **{field: 7})
+        assert await b.end_offsets("t") == {0: 0}
+    run(backend, body)

@@ -126,10 +126,12 @@ def check_publish(topic: str, payload: Any, kind: str, reply_to: str | None,
         check_kind(kind)
     if reply_to is not None:
         check_topic(reply_to, where="publish(reply_to=...)")
-    for name, value in (("key", key), ("correlation_id", correlation_id), ("message_id", message_id)):
-        if value is not None and type(value) is not str:
-            raise InvalidMessage(f"publish to topic {topic!r}: {name} must be a string or None, "
-                                 f"got {type(value).__name__} {value!r}")
+    if not (key is None or type(key) is str) or not (correlation_id is None or type(correlation_id) is str) or not (
+            message_id is None or type(message_id) is str):
+        for name, value in (("key", key), ("correlation_id", correlation_id), ("message_id", message_id)):
+            if value is not None and type(value) is not str:
+                raise InvalidMessage(f"publish to topic {topic!r}: {name} must be a string or None, "
+                                     f"got {type(value).__name__} {value!r}")
     return encode_payload(topic, payload)
 
 

@@ -117,6 +117,9 @@ return n
 """
 
 _ENCODE_META = json.JSONEncoder(separators=(",", ":")).encode
+_DECODE_OWN = json.JSONDecoder().raw_decode
+# (value, end) of JSON text this backend wrote: json.loads without its type checks and its
+# two wrapper calls (our texts have no surrounding whitespace to skip)
 _QUOTE = json.encoder.encode_basestring_ascii  # what _ENCODE_META writes for a str, without its per-call setup
 
 
@@ -261,7 +264,7 @@ class RedisStreamsBroker(Broker):
                 raise MessagingError(f"publish to {topic!r}: this Redis server cannot add with the id '0-*' "
                                      "(it needs Redis >= 7.0)") from exc
             raise
-        return trusted_message(topic, decode_payload(text), message_id, key, kind, headers, reply_to, correlation_id,
+        return trusted_message(topic, _DECODE_OWN(text)[0], message_id, key, kind, headers, reply_to, correlation_id,
                                p, _offset(eid), ts)
 
     async def _script(self, source: str, numkeys: int, *keys_and_args):
@@ -280,7 +283,7 @@ class RedisStreamsBroker(Broker):
     def _message(topic: str, p: int, entry_id: str, flat: list[str]) -> Message:
         """The message of an entry's fields as XREADGROUP returns them: ``[name, value, ...]``."""
         if len(flat) == 2:  # ["message", text]
-            message_id, kind, key, headers, reply_to, correlation_id, ts, payload = json.loads(flat[1])
+            message_id, kind, key, headers, reply_to, correlation_id, ts, payload = _DECODE_OWN(flat[1])[0]
         else:  # the earlier layout: ["payload", text, "meta", text]
             fields = dict(zip(flat[::2], flat[1::2]))
             message_id, kind, key, headers, reply_to, correlation_id, ts = json.loads(fields["meta"])
