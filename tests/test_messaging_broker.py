@@ -646,3 +646,23 @@ def test_non_string_ids_are_refused_naming_the_field(backend, field):
             await b.publish("t", {}, **{field: 7})
         assert await b.end_offsets("t") == {0: 0}
     run(backend, body)
+
+
+def test_payload_text_is_the_json_encoders_and_a_failure_leaves_no_stale_cycle_marks():
+    """encode_payload's shared C encoder writes what JSONEncoder.encode writes; a failed call
+    (which leaves its containers marked) neither makes the next payload with those
+    containers look like a cycle nor leaves the shared encoder unusable."""
+    import workbook.messaging.message as message
+    from workbook.messaging.message import _ENCODE, encode_payload
+
+    for payload in ({"b": 1, "a": [1.5, None, True, "é\n\u2028"], "c": {"z": [], "y": {}}}, [], "x", -3, 1e300):
+        assert encode_payload("t", payload) == _ENCODE(payload)
+    inner = [1, {"k": "v"}]
+    with pytest.raises(PayloadNotSerialisable, match=r"payload\[1\]: object of type set"):
+        encode_payload("t", [inner, {1}])
+    with pytest.raises(PayloadNotSerialisable, match=r"payload\['x'\]\[1\]: object of type set"):
+        encode_payload("t", {"x": [inner, {2}]})
+    assert encode_payload("t", {"again": inner}) == '{"again":[1,{"k":"v"}]}'
+    assert message._FAST is None or message._FAST[0] == {}  # the shared encoder is in use again
+    with pytest.raises(PayloadNotSerialisable, match=r"at payload: '<' not supported"):
+        encode_payload("t", {1: "int key", "a": "str key"})  # nothing to blame but the keys' order

@@ -139,18 +139,48 @@ MAX_PAYLOAD_DEPTH = 200
 """When JSON encoding runs out of stack, the error names the element at this nesting depth."""
 
 
-_ENCODE = json.JSONEncoder(allow_nan=False, sort_keys=True, separators=(",", ":")).encode
+_ENCODER = json.JSONEncoder(allow_nan=False, sort_keys=True, separators=(",", ":"))
+_ENCODE = _ENCODER.encode
 # one encoder for every call: json.dumps with arguments builds a new JSONEncoder each time
+
+
+def _fast_encoder() -> tuple[dict, Any] | None:
+    """(markers, C encoder) made once instead of on every ``_ENCODE`` call (which is what
+    ``JSONEncoder.encode`` does), or None without the C accelerator. ``markers`` holds the
+    containers being encoded (its cycle check): empty between calls, except after a failed
+    call, which leaves its entries behind; the pair is then replaced."""
+    make = json.encoder.c_make_encoder
+    if make is None:
+        return None
+    markers: dict = {}
+    return markers, make(markers, _ENCODER.default, json.encoder.encode_basestring_ascii, None,
+                         _ENCODER.key_separator, _ENCODER.item_separator, True, False, False)
+
+
+_FAST = _fast_encoder()
 
 
 def encode_payload(topic: str, payload: Any) -> str:
     """JSON text of ``payload``; raise PayloadNotSerialisable naming the offending path
-    (a value JSON cannot hold, a cycle, or nesting too deep for the encoder's stack)."""
+    (a value JSON cannot hold, a cycle, or nesting too deep for the encoder's stack).
+    The text is ``_ENCODE(payload)``'s; the shared C encoder is used while nobody else is
+    in it (its markers empty), else a fresh one."""
+    global _FAST
+    fast = _FAST
     try:
-        return _ENCODE(payload)
+        if fast is None or fast[0]:
+            return _ENCODE(payload)
+        return "".join(fast[1](payload, 0))
     except (TypeError, ValueError, RecursionError) as exc:
+        if fast is not None and fast[0]:
+            _FAST = _fast_encoder()  # leftovers of a failed call would look like a cycle next time
         path, detail = find_unserialisable(payload, "payload")
-        raise PayloadNotSerialisable(topic, path or "payload", detail or str(exc)) from None
+        if path is None:  # no element to blame (keys that do not sort, or another thread in the encoder)
+            try:
+                return _ENCODE(payload)
+            except (TypeError, ValueError, RecursionError) as again:
+                detail = str(again)
+        raise PayloadNotSerialisable(topic, path or "payload", detail) from None
 
 
 decode_payload = json.loads
