@@ -45,6 +45,19 @@ def _wait_port(port: int, timeout: float = 15.0) -> None:
     raise RuntimeError(f"nothing listens on 127.0.0.1:{port}")
 
 
+def _freeze_startup_heap() -> None:
+    """``gc.freeze()`` what a front end holds at startup (modules, config, keys), done the same
+    way in both front ends. Without it every full collection traverses the whole startup heap:
+    measured 37 ms per full collection in the gateway (73,000 objects: aiohttp, cryptography,
+    PyJWT, pydantic, redis), about 8 in a 4 s run at 32 connections (objects of in-flight
+    requests reach the oldest generation at every young collection), i.e. ~30 us per request
+    and the p99; 8 ms in the bare proxy (35,000 objects)."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
+
+
 def _serve_upstream(port: int) -> None:
     from aiohttp import web
 
@@ -71,6 +84,7 @@ def _serve_bare_proxy(port: int, upstream: str) -> None:
     app.on_startup.append(on_startup)
     app.on_cleanup.append(on_cleanup)
     app.router.add_route("*", "/{tail:.*}", forward)
+    _freeze_startup_heap()
     web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
 
 
@@ -98,6 +112,7 @@ def _serve_gateway(port: int, upstream: str, public_pem: bytes) -> None:
                            cache_size=4096)  # as the gateway builds it from its settings (verified_token_cache)
     gateway = Gateway(settings, verifier=verifier, source="bench")
     app = asyncio.new_event_loop().run_until_complete(gateway.application())
+    _freeze_startup_heap()
     web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
 
 

@@ -57,6 +57,15 @@ def test_the_hop_by_hop_list_is_rfc_9110s():
     assert list(end_to_end(headers).items()) == [("Accept", "a"), ("Accept", "b"), ("Cache-Control", "no-cache")]
 
 
+def test_end_to_end_drops_connection_listed_names_whatever_their_case_and_the_drop_list():
+    # the removal set is cached per drop list; what Connection names is added per message
+    headers = CIMultiDict([("connection", "x-private"), ("X-Private", "1"), ("Host", "h"), ("Expect", "100-continue"),
+                           ("Accept", "a")])
+    assert list(end_to_end(headers, drop=["Host", "Expect"]).items()) == [("Accept", "a")]
+    assert list(end_to_end(CIMultiDict([("X-Private", "1"), ("Host", "h")]), drop=("host",)).items()) == [
+        ("X-Private", "1")]
+
+
 def test_forwarding_headers_are_appended_not_overwritten():
     h = CIMultiDict([("X-Forwarded-For", "203.0.113.7"), ("X-Forwarded-For", "10.0.0.2"),
                      ("Forwarded", 'for=203.0.113.7;proto=https')])

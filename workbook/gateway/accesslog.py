@@ -14,6 +14,8 @@ from collections import deque
 LOGGER = logging.getLogger("workbook.gateway.access")
 FIELDS = ("request_id", "method", "path", "route", "upstream", "instance", "status", "latency_ms", "limiter",
           "attempts", "bytes_in", "bytes_out", "error")
+_ENCODE = json.JSONEncoder(separators=(",", ":")).encode
+"""One encoder for every line: ``json.dumps`` with ``separators`` builds a new encoder per call."""
 
 
 class AccessLog:
@@ -22,7 +24,7 @@ class AccessLog:
         self.logger = logger
 
     def write(self, entry: dict) -> str:
-        line = json.dumps({k: entry.get(k) for k in FIELDS}, separators=(",", ":"))
+        line = _ENCODE({k: entry.get(k) for k in FIELDS})
         self.lines.append(line)
         self.logger.info(line)
         return line

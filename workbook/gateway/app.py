@@ -54,7 +54,8 @@ from workbook.gateway.normalize import normalize_path
 from workbook.gateway.problem import problem_response
 from workbook.gateway.proxy import Forwarder
 from workbook.gateway.routing import RouteRule, Router
-from workbook.ratelimit import MemoryRateLimiter, RateLimitPolicy, RedisRateLimiter, limit_key, ratelimit_headers
+from workbook.ratelimit import (MemoryRateLimiter, RateLimitPolicy, RedisRateLimiter, limit_key, ratelimit_header,
+                               ratelimit_headers, ratelimit_policy_header)
 from workbook.resilience import (Backoff, CallNotPermittedError, CircuitBreaker, CircuitBreakerConfig,
                                  DeadlineExceededError, Retry, RetryBudget, RetryBudgetExhaustedError)
 from workbook.resilience.deadline import Deadline, deadline_scope
@@ -112,6 +113,7 @@ class _Route:
         self.retries = {n: Retry(n, Backoff(initial=0.01, cap=0.1), budget=self.budget, clock=gateway.clock,
                                  retry_on=_retryable, max_retry_after=0.0) for n in {1, r.attempts}}
         self.limiter = gateway.limiters.get(settings.rate_limit) if settings.rate_limit else None
+        self.policy_header = ratelimit_policy_header(self.limiter.policy) if self.limiter is not None else None
 
 
 class Gateway:
@@ -256,7 +258,11 @@ class Gateway:
             client = str(claims.get("sub")) if claims and claims.get("sub") else f"ip:{request.remote}"
             key = limit_key(route.limiter.settings.key, client=client, route=rs.name)
             decision = await route.limiter.decide(key)
-            limit_headers = ratelimit_headers(route.limiter.policy, decision)
+            if decision.allowed:  # the policy field is the same for every request: built once per route
+                limit_headers = {"RateLimit-Policy": route.policy_header,
+                                 "RateLimit": ratelimit_header(route.limiter.policy, decision)}
+            else:
+                limit_headers = ratelimit_headers(route.limiter.policy, decision)
             entry["limiter"] = ("allowed" if decision.allowed else "rejected") + (
                 f"/fail_{decision.fail_mode}" if decision.fail_mode else "")
             if not decision.allowed:

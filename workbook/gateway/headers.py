@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import os
 import re
@@ -36,10 +37,17 @@ def connection_listed(headers) -> set[str]:
     return names
 
 
+@functools.lru_cache(maxsize=64)
+def _removed(drop: tuple[str, ...]) -> frozenset[str]:
+    return HOP_BY_HOP | {d.lower() for d in drop}
+
+
 def end_to_end(headers, *, drop=()) -> CIMultiDict:
     """A copy of ``headers`` without the hop-by-hop ones (and without ``drop``)."""
-    remove = HOP_BY_HOP | connection_listed(headers) | {d.lower() for d in drop}
-    return CIMultiDict((k, v) for k, v in headers.items() if k.lower() not in remove)
+    remove = _removed(tuple(drop))
+    if "Connection" in headers:
+        remove = remove | connection_listed(headers)
+    return CIMultiDict([(k, v) for k, v in headers.items() if k.lower() not in remove])
 
 
 def _append(headers, name: str, value: str) -> None:
@@ -48,6 +56,7 @@ def _append(headers, name: str, value: str) -> None:
     headers[name] = f"{previous}, {value}" if previous else value
 
 
+@functools.lru_cache(maxsize=1024)  # clients come back: parse each address once
 def _forwarded_node(remote: str | None) -> str:
     if not remote:
         return "unknown"
