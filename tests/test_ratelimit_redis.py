@@ -97,7 +97,8 @@ class CountingRedis(aioredis.Redis):
         self.sent = []
 
     async def execute_command(self, *args, **options):
-        self.sent.append(str(args[0]).upper())
+        name = args[0]
+        self.sent.append((name.decode() if isinstance(name, bytes) else name).upper())
         return await super().execute_command(*args, **options)
 
 
