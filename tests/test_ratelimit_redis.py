@@ -302,3 +302,53 @@ def test_why_redis_time_two_gateways_with_skewed_clocks(redis_url):
 
     assert asyncio.run(main(shared_clock=False)) == 10
     assert asyncio.run(main(shared_clock=True)) == 5
+
+
+@pytest.mark.parametrize("algorithm", [a for a in RATE_LIMIT_ALGORITHMS if a != "sliding_log"])
+def test_a_state_in_another_format_is_refused_naming_the_key(redis_url, algorithm):
+    """State is a tag byte and packed doubles; text written by an older version (or any
+    foreign value) raises an error naming the key, never a decision on a misread number."""
+    async def main():
+        client = aioredis.Redis.from_url(redis_url)
+        try:
+            limiter = RedisRateLimiter(client, RateLimitPolicy(algorithm, 5, 60.0), prefix="old")
+            key = f"old:{algorithm}:default:"
+            await client.set(key + "text", "1764250000.1234567 3")  # the previous version's text state
+            await client.set(key + "seventeen", "1764250000.123456")  # as long as a packed state of two
+            errors = []
+            for name in ("text", "seventeen"):
+                with pytest.raises(aioredis.ResponseError) as info:
+                    await limiter.decide(name)
+                errors.append(str(info.value))
+            return errors, limiter.stats
+        finally:
+            await client.aclose()
+
+    errors, stats = asyncio.run(main())
+    for name, error in zip(("text", "seventeen"), errors):
+        assert f"old:{algorithm}:default:{name}" in error and f"is not a {algorithm} state" in error
+    assert stats.backend_errors == 0
+
+
+@pytest.mark.parametrize("algorithm", ["fixed_window", "token_bucket", "leaky_bucket", "gcra"])
+def test_ttl_covers_the_state_and_exceeds_it_by_at_most_one_step(redis_url, algorithm):
+    """8 per 8 s: after k admissions at one instant a bucket's state matters k more
+    seconds (the fixed window: until its end, 8 s here); the TTL is that plus a second,
+    rounded up to the next eighth of 8 s (a constant string in the script)."""
+    async def main():
+        client = aioredis.Redis.from_url(redis_url)
+        try:
+            clock = ManualClock(800.0)  # a window edge: the fixed window's state matters 8 s
+            limiter = RedisRateLimiter(client, RateLimitPolicy(algorithm, 8, 8.0), clock=clock, prefix="ttl")
+            ttls = []
+            for _ in range(3):
+                await limiter.decide("k")
+                ttls.append(await client.pttl(limiter.prefix + "k"))
+            return ttls
+        finally:
+            await client.aclose()
+
+    ttls = asyncio.run(main())
+    for k, ttl in enumerate(ttls, 1):
+        matters = 8.0 if algorithm == "fixed_window" else float(k)
+        assert matters * 1000 + 1000 - 200 <= ttl <= matters * 1000 + 1000 + 1000  # one step is 1 s
