@@ -6,7 +6,10 @@ Atomicity is what the article's limiters lack: a script runs to completion befor
 serves any other command, so no read of a counter can be separated from its write by
 another gateway's request, however many connections and gateway instances there are.
 Every key the script touches is in ``KEYS`` (one key per decision: Redis Cluster routes
-it to one shard), and each key expires once its state no longer matters.
+it to one shard), and each key expires once its state no longer matters (rounded up to an
+eighth of the longest it can matter, plus a second: see ``_ttl_choice``). The state is a tag
+byte and little-endian doubles (``struct.pack``), exact and cheap for Redis to read and
+write; a value in any other format is refused with an error naming the key.
 
 Whose clock? By default (``clock=None``) the script reads **Redis's own clock**,
 ``redis.call('TIME')``. Every gateway instance then decides against the same clock, so
