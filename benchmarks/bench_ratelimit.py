@@ -16,7 +16,8 @@ call (``INFO commandstats``: ``usec_per_call`` of ``evalsha`` and ``ping``) and 
 of the client side.
 
 Every figure is the best of several rounds, the candidates taking turns within each
-round, so load from other processes inflates a figure rarely and only upwards.
+round (on Redis each round starts one candidate later than the last), so load from other
+processes inflates a figure rarely and only upwards.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import cProfile
 import io
+import os
 import pstats
 import time
 
@@ -142,8 +144,10 @@ async def _redis_async(url, rounds=REDIS_ROUNDS) -> dict:
                       "gcra's script by `execute_command` (no `decide`)": gcra_direct,
                       **{a: decider(limiter) for a, limiter in limiters.items()}}
         best = dict.fromkeys(candidates, float("inf"))
-        for _ in range(rounds):
-            for name, run in candidates.items():
+        order = list(candidates.items())
+        for turn in range(rounds):
+            # each round starts one candidate later, so no candidate always follows the same one
+            for name, run in order[turn % len(order):] + order[:turn % len(order)]:
                 if name == "sliding_log":
                     await client.delete(*(limiters[name].prefix + k for k in KEYS[:100]))  # keep the logs short
                 start = time.perf_counter()
@@ -190,8 +194,11 @@ def _redis_version() -> str:
 
 
 def measure_redis() -> dict:
+    load_before = os.getloadavg()[0]
     with RedisServer() as server:
-        return asyncio.run(_redis_async(server.url))
+        result = asyncio.run(_redis_async(server.url))
+    result["load"] = (load_before, os.getloadavg()[0])
+    return result
 
 
 def run() -> str:
@@ -225,9 +232,11 @@ def run() -> str:
     lines += [
         "",
         f"On Redis ({_redis_version()}, 127.0.0.1): sequential awaits on one `redis.asyncio` connection, "
-        f"{REDIS_CHUNK} calls per turn, candidates taking turns, best of {REDIS_ROUNDS} turns. Decisions on Redis "
+        f"{REDIS_CHUNK} calls per turn, candidates taking turns (each round starting one later), best of {REDIS_ROUNDS} turns. Decisions on Redis "
         "`TIME` (one row on the client's clock), script preloaded: one `EVALSHA` each. Server time from "
-        "`INFO commandstats` (`usec_per_call`, the script's own commands included), measured in a separate pass.",
+        "`INFO commandstats` (`usec_per_call`, the script's own commands included), measured in a separate pass. "
+        f"Load average (1 min) {red['load'][0]:.2f} before, {red['load'][1]:.2f} after: on 2 cores shared with "
+        "other work, a PING and a decision both slow down, and the ratio with them.",
         "",
         "| call | per call | ratio to PING | server time | target | met |",
         "|---|---:|---:|---:|---:|:-:|",
