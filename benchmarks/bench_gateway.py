@@ -262,12 +262,13 @@ def measure() -> dict:
         for port in ports.values():
             _wait_port(port)
         nginx.start()
+        # every front end gets the same request, token included (only the gateway reads it)
         urls = {"gateway": (f"http://127.0.0.1:{ports['gateway']}/api/stock/apple", token, procs[2].pid),
-                "gateway's Forwarder alone": (f"http://127.0.0.1:{ports['forwarder']}/api/stock/apple", None,
+                "gateway's Forwarder alone": (f"http://127.0.0.1:{ports['forwarder']}/api/stock/apple", token,
                                                procs[3].pid),
-                "bare aiohttp proxy": (f"http://127.0.0.1:{ports['bare']}/api/stock/apple", None, procs[1].pid),
-                "nginx": (f"{nginx.url}/api/stock/apple", None, None),
-                "upstream direct": (f"{upstream}/stock/apple", None, None)}
+                "bare aiohttp proxy": (f"http://127.0.0.1:{ports['bare']}/api/stock/apple", token, procs[1].pid),
+                "nginx": (f"{nginx.url}/api/stock/apple", token, None),
+                "upstream direct": (f"{upstream}/stock/apple", token, None)}
         for url, tok, _ in urls.values():  # warm-up
             subprocess.run([shutil.which("wrk"), "-t1", "-c4", "-d1s", *(["-H", f"Authorization: Bearer {tok}"]
                                                                           if tok else []), url],

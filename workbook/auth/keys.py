@@ -168,6 +168,10 @@ class KeySet:
     async def key(self, kid: str) -> VerificationKey | None:
         return self._keys.get(kid)
 
+    def key_nowait(self, kid: str) -> VerificationKey | None:
+        """The key, without waiting (a fixed set never needs to)."""
+        return self._keys.get(kid)
+
     def kids(self) -> list[str]:
         return sorted(self._keys)
 
@@ -235,6 +239,13 @@ class JWKSCache:
 
     def kids(self) -> list[str]:
         return sorted(self._keys)
+
+    def key_nowait(self, kid: str) -> VerificationKey | None:
+        """The key if the cached set is fresh and has it; None when ``key`` would have to
+        fetch (stale set, unknown kid): then call ``key``."""
+        if self._fetched_at is None or self.clock.now() - self._fetched_at >= self.ttl:
+            return None
+        return self._keys.get(kid)
 
     async def key(self, kid: str) -> VerificationKey | None:
         now = self.clock.now()

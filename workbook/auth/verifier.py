@@ -146,6 +146,26 @@ class JWTVerifier:
         self.accepted += 1
         return claims
 
+    def cached(self, token) -> dict | None:
+        """``verify``'s answer for a token verified before whose key is known without
+        waiting (``keys.key_nowait``); None when ``verify`` must be awaited (not cached, the
+        key source would fetch). The time checks run as in ``verify`` (``TokenRejected``)."""
+        found = self._cache.get(token) if self.cache_size else None
+        if found is None:
+            return None
+        key_nowait = getattr(self.keys, "key_nowait", None)
+        if key_nowait is None or key_nowait(found[0]) is None:
+            return None
+        try:
+            self._check_times(found[1])
+        except TokenRejected as exc:
+            self.rejections[exc.reason] = self.rejections.get(exc.reason, 0) + 1
+            raise
+        self._cache.move_to_end(token)
+        self.cache_hits += 1
+        self.accepted += 1
+        return found[1]
+
     async def _verify(self, token) -> dict:
         cfg = self.config
         if not isinstance(token, str):

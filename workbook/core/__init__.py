@@ -3,7 +3,7 @@
 Every chapter stands on these and nothing here imports another part of the workbook.
 """
 
-from workbook.core.clock import Clock, LoopClock, ManualClock, WallClock
+from workbook.core.clock import BoundLoopClock, Clock, LoopClock, ManualClock, WallClock
 from workbook.core.errors import ConfigError, ParameterError, WorkbookError
 from workbook.core.load import open_loop
 from workbook.core.resources import DataNotFound, data_path, data_root
@@ -13,7 +13,7 @@ from workbook.core.verdict import Check, Verdict
 from workbook.core.virtual_time import VirtualTimeDeadlock, VirtualTimeLoop, run_virtual
 
 __all__ = [
-    "Check", "Clock", "ConfigError", "DataNotFound", "LoopClock", "ManualClock", "ParameterError", "Verdict", "VirtualTimeDeadlock",
+    "BoundLoopClock", "Check", "Clock", "ConfigError", "DataNotFound", "LoopClock", "ManualClock", "ParameterError", "Verdict", "VirtualTimeDeadlock",
     "VirtualTimeLoop", "WallClock", "WorkbookError", "data_path", "data_root", "derive_seed", "open_loop", "quantile", "quantiles",
     "run_virtual", "stream",
 ]

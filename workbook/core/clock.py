@@ -5,6 +5,8 @@ Every pattern (breaker, retry, limiter, broker...) reads time through a ``Clock`
 * ``LoopClock`` (the default) reads the running event loop's ``time()``. Under
   ``workbook.core.virtual_time`` that loop runs in virtual time, so the same pattern
   code is simulated; under an ordinary loop it is real time.
+* ``BoundLoopClock`` reads one event loop's ``time()``, the loop given once (``bind``)
+  when a server starts, instead of asking asyncio which loop runs at every reading.
 * ``WallClock`` is ``time.monotonic`` with real ``asyncio.sleep``.
 * ``ManualClock`` is moved by hand; its ``sleep`` records the delay and advances at
   once, so a test can assert the exact sequence of waits without sleeping.
@@ -83,6 +85,39 @@ class LoopClock:
 
     def __repr__(self):
         return "LoopClock()"
+
+
+class BoundLoopClock:
+    """One event loop's clock, the loop given once: ``bind(loop)`` at a server's startup.
+
+    ``LoopClock`` asks asyncio for the running loop at every reading, and on Python 3.11
+    ``asyncio.get_running_loop`` makes a ``getpid()`` system call per call (to notice a
+    fork): a gateway reads the clock about ten times per request. This reads the bound
+    loop's ``time`` directly. Before ``bind`` it reads ``time.monotonic``, which is what
+    asyncio's own loops read, so it is right for any ordinary loop; bind it to a
+    ``VirtualTimeLoop`` to run in virtual time.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop | None = None):
+        self._time: Callable[[], float] = loop.time if loop is not None else time.monotonic
+
+    def bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._time = loop.time
+
+    def now(self) -> float:
+        return self._time()
+
+    def reader(self) -> Callable[[], float]:
+        return self._time
+
+    async def sleep(self, delay: float) -> None:
+        await asyncio.sleep(delay)
+
+    def sleep_sync(self, delay: float) -> None:
+        time.sleep(delay)
+
+    def __repr__(self):
+        return "BoundLoopClock()"
 
 
 class ManualClock:

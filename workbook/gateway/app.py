@@ -36,6 +36,7 @@ reset 502, body too large 413. Limiters and balancers are built by factories (de
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 
@@ -44,26 +45,28 @@ from aiohttp import web
 from workbook.auth import (InsufficientScope, JWKSCache, JWKSUnavailable, JWTVerifier, KeySet, SigningKey,
                            TokenRejected, VerifierConfig, require_scopes)
 from workbook.balancing import Backend, NoBackendAvailable, make_balancer
-from workbook.core.clock import LoopClock
+from workbook.core.clock import BoundLoopClock, LoopClock
 from workbook.gateway.accesslog import AccessLog
 from workbook.gateway.config import GatewaySettings, RateLimitSettings, RouteSettings, ServiceSettings
 from workbook.gateway.errors import (BodyTooLarge, GatewayConfigError, GatewayError, IncompleteBody, UpstreamStatus,
                                      UpstreamTimeout, UpstreamUnavailable)
-from workbook.gateway.headers import REQUEST_ID_HEADER, request_id
+from workbook.gateway.headers import REQUEST_ID_HEADER, new_request_id, valid_request_id
 from workbook.gateway.normalize import normalize_path
 from workbook.gateway.problem import problem_response
 from workbook.gateway.proxy import Forwarder
-from workbook.gateway.routing import RouteRule, Router
+from workbook.gateway.routing import RouteMatch, RouteRule, Router
 from workbook.ratelimit import (MemoryRateLimiter, RateLimitPolicy, RedisRateLimiter, limit_key, ratelimit_header,
                                ratelimit_headers, ratelimit_policy_header)
 from workbook.resilience import (Backoff, CallNotPermittedError, CircuitBreaker, CircuitBreakerConfig,
                                  DeadlineExceededError, Retry, RetryBudget, RetryBudgetExhaustedError)
-from workbook.resilience.deadline import Deadline, deadline_scope
+from workbook.resilience.deadline import Deadline, enter_deadline, exit_deadline
 
 _log = logging.getLogger(__name__)
 
 PIPELINE = ("request_id", "normalise", "route", "size", "authenticate", "rate_limit", "deadline", "retry", "breaker",
             "pick_instance", "forward", "access_log")
+RESOLVE_CACHE = 4096
+"""How many (method, raw path, host) resolutions ``Gateway.resolve`` keeps."""
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 
 
@@ -94,10 +97,12 @@ def default_balancer_factory(name: str, settings: ServiceSettings):
 
 
 class _Route:
-    """What the gateway builds once per route: its rule, breaker, budget and limiter."""
+    """What the gateway builds once per route: its rule, breaker, budget, limiter, and the
+    per-request constants (rewrite, limiter key template, scopes) computed once."""
 
     def __init__(self, settings: RouteSettings, gateway: "Gateway"):
         self.settings = settings
+        self.name = settings.name
         cfg = gateway.settings
         self.max_body = settings.max_body_bytes if settings.max_body_bytes is not None else cfg.max_body_bytes
         b = settings.breaker
@@ -112,8 +117,35 @@ class _Route:
         # one Retry per route and per attempt count (a request with a body gets 1 attempt)
         self.retries = {n: Retry(n, Backoff(initial=0.01, cap=0.1), budget=self.budget, clock=gateway.clock,
                                  retry_on=_retryable, max_retry_after=0.0) for n in {1, r.attempts}}
+        self.attempts = r.attempts
+        self.retry_on_status = frozenset(r.retry_on_status)
+        self.timeout = settings.timeout_seconds
+        self.auth_required = settings.auth.required
+        self.scopes = tuple(settings.auth.scopes)
         self.limiter = gateway.limiters.get(settings.rate_limit) if settings.rate_limit else None
         self.policy_header = ratelimit_policy_header(self.limiter.policy) if self.limiter is not None else None
+        # the limiter's key with a placeholder for the client: one replace per request
+        if self.limiter is not None:
+            template = limit_key(self.limiter.settings.key, client=_CLIENT, route=settings.name)
+            head, found, tail = template.rpartition(_CLIENT)
+            self.key_parts = (head, tail) if found else (template, None)  # None: the key names no client
+        else:
+            self.key_parts = None
+        self.balancer = gateway.balancers[settings.upstream]
+        self.urls = gateway.instances[settings.upstream]
+        self.prefix_length = len(settings.path.rstrip("/"))
+        self.rewrite = None if settings.rewrite_prefix is None else settings.rewrite_prefix.rstrip("/")
+
+    def upstream_path(self, path: str) -> str:
+        """``path`` with the route's prefix rewritten (``rewrite_prefix``), if any."""
+        if self.rewrite is None:
+            return path
+        rest = path[self.prefix_length:]
+        return (self.rewrite + rest if rest else self.settings.rewrite_prefix) or "/"
+
+
+_CLIENT = "\x00client\x00"
+"""Where the client goes in a route's limiter key (``limit_key`` puts the client last)."""
 
 
 class Gateway:
@@ -131,7 +163,7 @@ class Gateway:
         if not isinstance(settings, GatewaySettings):
             raise GatewayConfigError(source, [("<top>", "expected GatewaySettings (see load_config)")])
         self.settings, self.source = settings, source
-        self.clock = clock or LoopClock()
+        self.clock = clock or BoundLoopClock()  # bound to the serving loop at startup
         self.now = now
         self.verifier = verifier
         self.access_log = access_log or AccessLog()
@@ -155,6 +187,7 @@ class Gateway:
         self.forwarder: Forwarder | None = None
         self.requests = 0
         self.statuses: dict[int, int] = {}
+        self._resolved: dict[tuple, tuple[str, RouteMatch]] = {}
 
     async def _build_verifier(self):
         jwt_cfg = self.settings.jwt
@@ -185,6 +218,8 @@ class Gateway:
         app.router.add_route("*", "/{tail:.*}", self.handle)
 
         async def on_startup(_app):
+            if isinstance(self.clock, BoundLoopClock):
+                self.clock.bind(asyncio.get_running_loop())
             self.forwarder = Forwarder()
 
         async def on_cleanup(_app):
@@ -199,11 +234,14 @@ class Gateway:
 
     # -- the pipeline --------------------------------------------------------------
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
-        started = self.clock.now()
-        rid, _ = request_id(request.headers)
+        now = self.clock.now
+        started = now()
+        rid = request.headers.get(REQUEST_ID_HEADER)
+        if rid is None or not valid_request_id(rid):
+            rid = new_request_id()
         entry = {"request_id": rid, "method": request.method, "path": None, "route": None, "upstream": None,
-                 "instance": None, "status": None, "limiter": None, "attempts": 0, "bytes_in": 0, "bytes_out": 0,
-                 "error": None}
+                 "instance": None, "status": None, "latency_ms": None, "limiter": None, "attempts": 0,
+                 "bytes_in": 0, "bytes_out": 0, "error": None}  # FIELDS, in order
         try:
             response = await self._handle(request, rid, entry)
         except GatewayError as exc:
@@ -213,10 +251,12 @@ class Gateway:
             _log.exception("gateway: unexpected error for %s", rid)
             response = self._problem(500, "Internal gateway error", type(exc).__name__, request, rid, kind="internal")
             entry["error"] = f"{type(exc).__name__}: {exc}"
-        entry["status"] = response.status
-        entry["latency_ms"] = round((self.clock.now() - started) * 1000, 3)
+        status = response.status
+        entry["status"] = status
+        entry["latency_ms"] = round((now() - started) * 1000, 3)
         self.requests += 1
-        self.statuses[response.status] = self.statuses.get(response.status, 0) + 1
+        statuses = self.statuses
+        statuses[status] = statuses.get(status, 0) + 1
         self.access_log.write(entry)
         return response
 
@@ -226,61 +266,88 @@ class Gateway:
         return problem_response(status, title, detail, kind=kind, headers=headers,
                                 instance=None, request_id=rid, **extra)
 
+    def resolve(self, method: str, raw_path: str, host: str | None) -> tuple[str, RouteMatch]:
+        """``(normalised path, route match)`` for a request target (``PathRejected`` if the
+        path has no single meaning). Both steps are pure functions of their inputs, so
+        answers are kept in a bounded table (cleared when it reaches ``RESOLVE_CACHE``
+        entries; a rejected path is never kept): a path seen before costs one lookup."""
+        key = (method, raw_path, host)
+        found = self._resolved.get(key)
+        if found is None:
+            path = normalize_path(raw_path, encoded_slash=self.settings.encoded_slash)
+            found = (path, self.router.match(method, path, host))
+            if len(self._resolved) >= RESOLVE_CACHE:
+                self._resolved.clear()
+            self._resolved[key] = found
+        return found
+
     async def _handle(self, request, rid, entry):
-        raw = request.raw_path.split("?", 1)[0]
-        path = normalize_path(raw, encoded_slash=self.settings.encoded_slash)
+        raw = request.raw_path
+        if "?" in raw:
+            raw, query = raw.split("?", 1)
+        else:
+            query = None
+        headers = request.headers
+        method = request.method
+        path, found = self.resolve(method, raw, headers.get("Host"))
         entry["path"] = path
-        found = self.router.match(request.method, path, request.headers.get("Host"))
         if found.rule is None:
             if found.allowed:
-                return self._problem(405, "Method not allowed", f"{request.method} is not routed for {path}",
+                return self._problem(405, "Method not allowed", f"{method} is not routed for {path}",
                                      request, rid, kind="method-not-allowed", headers={"Allow": ", ".join(found.allowed)})
             return self._problem(404, "No route", f"no route matches {path}", request, rid, kind="no-route")
         route: _Route = found.rule.target
-        rs = route.settings
-        entry["route"], entry["upstream"] = rs.name, rs.upstream
-        length = request.headers.get("Content-Length")
+        entry["route"], entry["upstream"] = route.name, route.settings.upstream
+        length = headers.get("Content-Length")
         if length is not None and length.isdigit() and int(length) > route.max_body:
-            raise BodyTooLarge(f"Content-Length {int(length)} > {route.max_body} bytes allowed on route {rs.name!r}")
+            raise BodyTooLarge(f"Content-Length {int(length)} > {route.max_body} bytes allowed on route "
+                               f"{route.name!r}")
         claims = None
-        if rs.auth.required:
+        if route.auth_required:
             claims = await self._authenticate(request, rid)
             if isinstance(claims, web.StreamResponse):
                 return claims
-            try:
-                require_scopes(claims, rs.auth.scopes)
-            except InsufficientScope as exc:
-                return self._problem(403, "Insufficient scope", str(exc), request, rid, kind="insufficient-scope",
-                                     headers={"WWW-Authenticate": 'Bearer error="insufficient_scope", scope="'
-                                              + " ".join(rs.auth.scopes) + '"'})
-        limit_headers = {}
-        if route.limiter is not None:
-            client = str(claims.get("sub")) if claims and claims.get("sub") else f"ip:{request.remote}"
-            key = limit_key(route.limiter.settings.key, client=client, route=rs.name)
-            decision = await route.limiter.decide(key)
-            if decision.allowed:  # the policy field is the same for every request: built once per route
-                limit_headers = {"RateLimit-Policy": route.policy_header,
-                                 "RateLimit": ratelimit_header(route.limiter.policy, decision)}
+            if route.scopes:
+                try:
+                    require_scopes(claims, route.scopes)
+                except InsufficientScope as exc:
+                    return self._problem(403, "Insufficient scope", str(exc), request, rid, kind="insufficient-scope",
+                                         headers={"WWW-Authenticate": 'Bearer error="insufficient_scope", scope="'
+                                                  + " ".join(route.scopes) + '"'})
+        limit_headers = ()
+        limiter = route.limiter
+        if limiter is not None:
+            head, tail = route.key_parts
+            if tail is None:
+                key = head
             else:
-                limit_headers = ratelimit_headers(route.limiter.policy, decision)
-            entry["limiter"] = ("allowed" if decision.allowed else "rejected") + (
-                f"/fail_{decision.fail_mode}" if decision.fail_mode else "")
-            if not decision.allowed:
-                return self._problem(429, "Too many requests", f"limit {route.limiter.policy.limit} per "
-                                     f"{route.limiter.policy.period:g} s on {rs.name!r}", request, rid,
-                                     kind="rate-limited", headers=limit_headers)
-        return await self._forward(request, route, path, rid, entry, limit_headers)
+                sub = claims.get("sub") if claims else None
+                key = head + (str(sub) if sub else f"ip:{request.remote}") + tail
+            decision = await limiter.decide(key)
+            if decision.allowed:  # the policy field is the same for every request: built once per route
+                limit_headers = (("RateLimit-Policy", route.policy_header),
+                                 ("RateLimit", ratelimit_header(limiter.policy, decision)))
+                entry["limiter"] = "allowed/fail_" + decision.fail_mode if decision.fail_mode else "allowed"
+            else:
+                entry["limiter"] = "rejected/fail_" + decision.fail_mode if decision.fail_mode else "rejected"
+                return self._problem(429, "Too many requests", f"limit {limiter.policy.limit} per "
+                                     f"{limiter.policy.period:g} s on {route.name!r}", request, rid,
+                                     kind="rate-limited", headers=ratelimit_headers(limiter.policy, decision))
+        return await self._forward(request, route, path, query, rid, entry, limit_headers)
 
     async def _authenticate(self, request, rid):
         header = request.headers.get("Authorization")
-        if self.verifier is None:
+        verifier = self.verifier
+        if verifier is None:
             raise GatewayConfigError(self.source, [("jwt", "no verifier: call application() first")])
         if header is None or not header.startswith("Bearer "):
             return self._problem(401, "Authentication required", "expected Authorization: Bearer <token>",
                                  request, rid, kind="unauthenticated",
                                  headers={"WWW-Authenticate": 'Bearer realm="gateway"'})
+        token = header[7:].strip()
         try:
-            return await self.verifier.verify(header[7:].strip())
+            claims = verifier.cached(token)  # a token verified before: no await
+            return claims if claims is not None else await verifier.verify(token)
         except TokenRejected as exc:
             return self._problem(401, "Invalid token", str(exc), request, rid, kind="invalid-token",
                                  reason=exc.reason,
@@ -289,71 +356,64 @@ class Gateway:
         except JWKSUnavailable as exc:
             return self._problem(503, "Keys unavailable", str(exc), request, rid, kind="jwks-unavailable")
 
-    async def _forward(self, request, route: _Route, path, rid, entry, extra_headers):
-        rs = route.settings
-        balancer = self.balancers[rs.upstream]
+    async def _attempt(self, request, route: _Route, upstream_path, query, rid, entry, attempts, idempotent):
+        """One try: breaker permission, an instance, the forward, the outcomes recorded."""
+        n = entry["attempts"] = entry["attempts"] + 1
+        breaker, balancer, now = route.breaker, route.balancer, self.clock.now
+        token = breaker.acquire_permission() if breaker is not None else None
+        try:
+            backend = balancer.pick(rid)
+        except NoBackendAvailable:
+            if breaker is not None:
+                breaker.release_permission(token)
+            raise
+        entry["instance"] = backend.name
+        balancer.start(backend)
+        began = now()
+        failed = True
+        try:
+            upstream = await self.forwarder.send(
+                request, route.urls[backend.name], upstream_path, query, rid, max_body=route.max_body, entry=entry,
+                idempotent=idempotent, idle_timeout=route.timeout)
+            status = upstream.status
+            failed = status >= 500
+            if failed and status in route.retry_on_status and n < attempts:
+                upstream.release()
+                raise UpstreamStatus(status, retryable=idempotent)
+            return upstream
+        except (BodyTooLarge, IncompleteBody):
+            failed = False  # the client's doing: the upstream is not to blame
+            if breaker is not None:
+                breaker.release_permission(token)
+                token = None
+            raise
+        except Exception as exc:
+            if breaker is not None:
+                breaker.on_error(token, now() - began, exc)
+                token = None
+            raise
+        finally:
+            elapsed = now() - began
+            balancer.finish(backend, elapsed, failed=failed)
+            if breaker is not None and token is not None:
+                if failed:
+                    breaker.on_error(token, elapsed, UpstreamStatus(500, retryable=False))
+                else:
+                    breaker.on_success(token, elapsed)
+
+    async def _forward(self, request, route: _Route, path, query, rid, entry, extra_headers):
         replayable = not request.body_exists
         idempotent = request.method in IDEMPOTENT_METHODS
-        attempts = rs.retries.attempts if replayable else 1
-        upstream_path = path
-        if rs.rewrite_prefix is not None:
-            rest = path[len(rs.path.rstrip("/")):]
-            upstream_path = rs.rewrite_prefix.rstrip("/") + rest if rest else rs.rewrite_prefix
-            upstream_path = upstream_path or "/"
-        query = request.raw_path.split("?", 1)[1] if "?" in request.raw_path else None
-        counter = {"n": 0}
-
-        async def attempt():
-            counter["n"] += 1
-            entry["attempts"] = counter["n"]
-            last = counter["n"] >= attempts
-            token = route.breaker.acquire_permission() if route.breaker else None
-            try:
-                backend = balancer.pick(entry["request_id"])
-            except NoBackendAvailable:
-                if route.breaker:
-                    route.breaker.release_permission(token)
-                raise
-            entry["instance"] = backend.name
-            balancer.start(backend)
-            began = self.clock.now()
-            failed = True
-            try:
-                upstream = await self.forwarder.send(
-                    request, self.instances[rs.upstream][backend.name], upstream_path, query, rid,
-                    max_body=route.max_body, entry=entry, idempotent=idempotent, idle_timeout=rs.timeout_seconds)
-                failed = upstream.status >= 500
-                if failed and upstream.status in rs.retries.retry_on_status and not last:
-                    upstream.release()
-                    raise UpstreamStatus(upstream.status, retryable=idempotent)
-                return upstream
-            except (BodyTooLarge, IncompleteBody):
-                failed = False  # the client's doing: the upstream is not to blame
-                if route.breaker:
-                    route.breaker.release_permission(token)
-                    token = None
-                raise
-            except Exception as exc:
-                if route.breaker:
-                    route.breaker.on_error(token, self.clock.now() - began, exc)
-                    token = None
-                raise
-            finally:
-                balancer.finish(backend, self.clock.now() - began, failed=failed)
-                if route.breaker and token is not None:
-                    if failed:
-                        route.breaker.on_error(token, self.clock.now() - began, UpstreamStatus(500, retryable=False))
-                    else:
-                        route.breaker.on_success(token, self.clock.now() - began)
-
+        attempts = route.attempts if replayable else 1
         retry = route.retries[attempts]
-        deadline = Deadline.after(rs.timeout_seconds, self.clock)
+        token = enter_deadline(Deadline(self.clock.now() + route.timeout, self.clock))
         try:
-            with deadline_scope(deadline):
-                upstream = await retry.call_async(attempt)
+            upstream = await retry.call_async(self._attempt, request, route, route.upstream_path(path), query, rid,
+                                              entry, attempts, idempotent)
         except CallNotPermittedError as exc:
             return self._problem(503, "Circuit open", str(exc), request, rid, kind="circuit-open",
-                                 headers={"Retry-After": str(max(1, math.ceil(rs.breaker.wait_duration_in_open_state)))})
+                                 headers={"Retry-After": str(max(1, math.ceil(
+                                     route.settings.breaker.wait_duration_in_open_state)))})
         except NoBackendAvailable as exc:
             return self._problem(503, "No instance", str(exc), request, rid, kind="no-instance")
         except RetryBudgetExhaustedError as exc:
@@ -364,9 +424,11 @@ class Gateway:
         except UpstreamStatus as exc:  # not retried (non-idempotent): its body was released
             return self._problem(exc.status, "Upstream error", str(exc), request, rid, kind="upstream-error")
         except (DeadlineExceededError, TimeoutError):
-            raise UpstreamTimeout(f"no response from {rs.upstream} within {rs.timeout_seconds:g} s") from None
+            raise UpstreamTimeout(f"no response from {route.settings.upstream} within {route.timeout:g} s") from None
+        finally:
+            exit_deadline(token)
         entry["status"] = upstream.status
-        return await self.forwarder.relay(request, upstream, rid, entry, idle_timeout=rs.timeout_seconds,
+        return await self.forwarder.relay(request, upstream, rid, entry, idle_timeout=route.timeout,
                                           extra_headers=extra_headers)
 
 

@@ -1,25 +1,29 @@
 """Forwarding one request upstream and relaying the answer, both bodies streamed.
 
-``Forwarder.send`` builds the upstream request: end-to-end headers only (``headers``),
-``Host`` set to the upstream's (the client's goes on in ``X-Forwarded-Host``), forwarding
-headers appended, ``X-Request-Id``, the remaining deadline in
-``x-envoy-expected-rq-timeout-ms`` (replacing any the client sent: a client does not set
-the gateway's internal deadlines), ``Expect`` dropped (the gateway's server answered it),
-and the body passed chunk by chunk from the client's stream (never read whole; counted
-against ``max_body``: over it, ``BodyTooLarge``). It returns once the response *head* has
-arrived, within the remaining deadline (else ``UpstreamTimeout``); a refused connection,
-a reset or an early close is ``UpstreamUnavailable``.
+``Forwarder.send`` builds the upstream request: end-to-end headers only
+(``upstream_request_headers``), ``Host`` set to the upstream's (the client's goes on in
+``X-Forwarded-Host``), forwarding headers appended, ``X-Request-Id``, the remaining deadline
+in ``x-envoy-expected-rq-timeout-ms`` (replacing any the client sent: a client does not
+set the gateway's internal deadlines), ``Expect`` dropped (the gateway's server answered
+it), and the body passed chunk by chunk from the client's stream (never read whole;
+counted against ``max_body``: over it, ``BodyTooLarge``). It returns once the response
+*head* has arrived, within the remaining deadline (else ``UpstreamTimeout``); a refused
+connection, a reset or an early close is ``UpstreamUnavailable``. A body of known length
+up to ``SMALL`` (64 KiB) is read there too, under the same timer (rescheduled to the
+route's timeout as an idle limit): one timer per request, and a failure of that body is
+still an ``UpstreamUnavailable`` (retryable like any other) since nothing was sent to the
+client yet.
 
-``Forwarder.relay`` streams the response back: end-to-end headers, ``Content-Length``
-kept when the upstream gave one (else chunked; a body of known length up to ``SMALL``,
-64 KiB, is read and sent with the head in one write: bounded memory, fewer syscalls), ``Content-Encoding`` untouched (the
-client session never decompresses), the route's timeout as the idle limit between reads
-(the session's ``sock_read``). A failure after the
-head was sent cannot become a 502 any more: the connection is closed so that a truncated
-body never looks complete.
+``Forwarder.relay`` sends the answer back: end-to-end headers
+(``client_response_headers``); a body ``send`` read goes with the head in one write
+(bounded memory, fewer system calls); a longer or unknown-length body is streamed, each
+read limited to the route's timeout (idle limit), ``Content-Length`` kept when the
+upstream gave one (else chunked). ``Content-Encoding`` is untouched (the client session
+never decompresses). A failure after the head was sent cannot become a 502 any more: the
+connection is closed so that a truncated body never looks complete.
 
 The client session keeps no cookies (``DummyCookieJar``: one user's ``Set-Cookie`` must
-never be replayed for another) and adds no headers of its own.
+never be replayed for another) and adds no headers of its own (``ProxyRequest``).
 """
 
 from __future__ import annotations
@@ -28,50 +32,70 @@ import asyncio
 
 import aiohttp
 from aiohttp import web
+from multidict import CIMultiDict
 from yarl import URL
 
 from workbook.gateway.errors import BodyTooLarge, IncompleteBody, UpstreamTimeout, UpstreamUnavailable
-from workbook.gateway.headers import REQUEST_ID_HEADER, add_forwarding_headers, end_to_end
+from workbook.gateway.headers import client_response_headers, upstream_request_headers
 from workbook.resilience.deadline import DEADLINE_HEADER, current_deadline
 
 CHUNK = 64 * 1024
 SMALL = 64 * 1024
 """A response of known length up to this is read and sent in one write; longer or unknown: streamed."""
+_NO_TIMEOUT = aiohttp.ClientTimeout(total=None)
+_TRANSPORT_ERRORS = (TimeoutError, aiohttp.ClientError, ConnectionError, OSError)
+
+
+class ProxyRequest(aiohttp.ClientRequest):
+    """aiohttp's client request adding **no header of its own**: a proxy forwards what the
+    client sent. aiohttp would add ``Accept``, ``Accept-Encoding: gzip, deflate`` (an
+    upstream could then compress for a client that never asked), ``User-Agent`` and, on a
+    body-less POST, ``Content-Type``. The session's ``skip_auto_headers`` does the same
+    but builds and merges a header set per request; this sets one shared set once."""
+
+    _ADD_NOTHING = CIMultiDict((name, None) for name in ("Accept", "Accept-Encoding", "Content-Type", "User-Agent"))
+
+    def update_auto_headers(self, skip_auto_headers) -> None:
+        self._skip_auto_headers = self._ADD_NOTHING
+
+
+class ProxyResponse(aiohttp.ClientResponse):
+    """aiohttp's client response, carrying the body ``Forwarder.send`` read (``read_body``:
+    None when the body is left to stream)."""
+
+    read_body: bytes | None = None
 
 
 class Forwarder:
     def __init__(self, *, limit: int = 200):
         self.session = aiohttp.ClientSession(
-            auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar(),
-            skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
-            connector=aiohttp.TCPConnector(limit=limit))
-        self._timeouts: dict[float | None, aiohttp.ClientTimeout] = {}
-
-    def _timeout(self, idle: float | None) -> aiohttp.ClientTimeout:
-        found = self._timeouts.get(idle)
-        if found is None:
-            found = self._timeouts[idle] = aiohttp.ClientTimeout(total=None, sock_read=idle)
-        return found
+            auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar(), request_class=ProxyRequest,
+            response_class=ProxyResponse,
+            timeout=_NO_TIMEOUT, connector=aiohttp.TCPConnector(limit=limit))
 
     async def close(self) -> None:
         await self.session.close()
 
     async def send(self, request: web.BaseRequest, base_url: str, path: str, query: str | None, rid: str, *,
                    max_body: int, entry: dict, idempotent: bool, idle_timeout: float | None = None
-                   ) -> aiohttp.ClientResponse:
-        headers = end_to_end(request.headers, drop=("Host", "Expect", DEADLINE_HEADER, REQUEST_ID_HEADER))
-        add_forwarding_headers(headers, remote=request.remote, proto=request.scheme,
-                               host=request.headers.get("Host"))
-        headers[REQUEST_ID_HEADER] = rid
+                   ) -> ProxyResponse:
+        """The upstream's response, its head arrived within the current deadline; a body of
+        known length up to ``SMALL`` is read too (with ``idle_timeout`` as its limit, under
+        the same timer), so that ``relay`` sends it in one write."""
         deadline = current_deadline()
         remaining = deadline.remaining() if deadline is not None else None
         if remaining is not None:
             if remaining <= 0:
                 raise UpstreamTimeout("the route's deadline passed before the request was sent")
-            headers[DEADLINE_HEADER] = str(int(remaining * 1000))
-        state = {"too_large": False, "client_error": None}
+            extra = ((DEADLINE_HEADER, str(int(remaining * 1000))),)
+        else:
+            extra = ()
+        headers = upstream_request_headers(request.headers, remote=request.remote, proto=request.scheme, rid=rid,
+                                           extra=extra)
+        has_body = request.body_exists
+        state = {"too_large": False, "client_error": None, "head": False}
         data = None
-        if request.body_exists:
+        if has_body:
             async def body():
                 try:
                     async for chunk in request.content.iter_chunked(CHUNK):
@@ -96,65 +120,76 @@ class Forwarder:
                                       f"{type(exc).__name__}")
             return None
         url = URL(base_url + path + (f"?{query}" if query else ""), encoded=True)
+        method = request.method
         try:
-            async with asyncio.timeout(remaining):
-                return await self.session.request(request.method, url, headers=headers, data=data,
-                                                  allow_redirects=False, timeout=self._timeout(idle_timeout))
+            # one timer per request: the deadline for the head, then the idle limit for a small body
+            async with asyncio.timeout(remaining) as scope:
+                upstream = await self.session.request(method, url, headers=headers, data=data,
+                                                      allow_redirects=False)
+                state["head"] = True
+                length = upstream.content_length
+                if length is not None and length <= SMALL and method != "HEAD":
+                    scope.reschedule(None if idle_timeout is None else asyncio.get_running_loop().time()
+                                     + idle_timeout)
+                    try:
+                        upstream.read_body = await upstream.read()
+                    finally:
+                        upstream.release()
+                return upstream
         except (BodyTooLarge, IncompleteBody):
             raise
         except TimeoutError:
             if client_side() is not None:
                 raise client_side() from None
+            if state["head"]:
+                raise UpstreamUnavailable(f"{base_url} stalled sending its body (idle over {idle_timeout:g} s)",
+                                          retryable=idempotent and not has_body) from None
             raise UpstreamTimeout(f"{base_url} sent no response head within the route's deadline") from None
         except aiohttp.ClientConnectorError as exc:
             if client_side() is not None:
                 raise client_side() from None
             raise UpstreamUnavailable(f"{base_url} refused the connection ({exc.os_error or exc})", connect=True,
-                                      retryable=not request.body_exists) from None
+                                      retryable=not has_body) from None
         except Exception as exc:
             if client_side() is not None:
                 raise client_side() from None
             if not isinstance(exc, (aiohttp.ClientError, ConnectionError, OSError)):
                 raise
-            raise UpstreamUnavailable(f"{base_url} failed: {type(exc).__name__}: {exc}",
-                                      retryable=idempotent and not request.body_exists) from None
+            what = "body" if state["head"] else "request"
+            raise UpstreamUnavailable(f"{base_url} failed ({what}): {type(exc).__name__}: {exc}",
+                                      retryable=idempotent and not has_body) from None
 
     async def relay(self, request: web.BaseRequest, upstream: aiohttp.ClientResponse, rid: str, entry: dict, *,
-                    idle_timeout: float, extra_headers=None) -> web.StreamResponse:
-        """The upstream's answer to the client. Reads between chunks are limited by the
-        session's ``sock_read`` (the route's timeout, set by ``send``)."""
-        headers = end_to_end(upstream.headers)
-        headers[REQUEST_ID_HEADER] = rid
-        if extra_headers:
-            headers.update(extra_headers)
-        length = upstream.headers.get("Content-Length")
-        known = int(length) if length is not None and length.isdigit() else None
-        if known is not None and known <= SMALL and request.method != "HEAD":
-            # a small body of known length: read it and send head and body in one write
-            try:
-                body = await upstream.read()
-            except (TimeoutError, aiohttp.ClientError, ConnectionError, OSError) as exc:
-                raise UpstreamUnavailable(f"upstream body failed: {type(exc).__name__}") from None
-            finally:
-                upstream.release()
-            headers.popall("Content-Length", None)
+                    idle_timeout: float | None, extra_headers=()) -> web.StreamResponse:
+        """The upstream's answer to the client: a body ``send`` already read goes in one
+        write; otherwise streamed, each read limited to ``idle_timeout``."""
+        if isinstance(extra_headers, dict):
+            extra_headers = tuple(extra_headers.items())
+        headers = client_response_headers(upstream.headers, rid=rid, extra=extra_headers or ())
+        body = getattr(upstream, "read_body", None)
+        if body is not None:
+            upstream.release()
             entry["bytes_out"] += len(body)
             return web.Response(status=upstream.status, reason=upstream.reason, body=body, headers=headers)
-        headers.popall("Content-Length", None)
+        known = upstream.content_length
         response = web.StreamResponse(status=upstream.status, reason=upstream.reason, headers=headers)
         if known is not None:
             response.content_length = known
+        loop = asyncio.get_running_loop()
         try:
             await response.prepare(request)
             if request.method != "HEAD":
-                while True:
-                    chunk = await upstream.content.readany()
-                    if not chunk:
-                        break
-                    entry["bytes_out"] += len(chunk)
-                    await response.write(chunk)
+                async with asyncio.timeout(None) as scope:
+                    while True:
+                        if idle_timeout is not None:
+                            scope.reschedule(loop.time() + idle_timeout)
+                        chunk = await upstream.content.readany()
+                        if not chunk:
+                            break
+                        entry["bytes_out"] += len(chunk)
+                        await response.write(chunk)
             await response.write_eof()
-        except (TimeoutError, aiohttp.ClientError, ConnectionError, OSError) as exc:
+        except _TRANSPORT_ERRORS as exc:
             entry["error"] = f"relay aborted: {type(exc).__name__}"
             if request.transport is not None:
                 request.transport.close()

@@ -59,15 +59,26 @@ def current_deadline() -> Deadline | None:
     return _current.get()
 
 
-@contextmanager
-def deadline_scope(deadline: Deadline | None):
-    """Make ``deadline`` (or the caller's, if earlier) current inside the block."""
+def enter_deadline(deadline: Deadline | None) -> contextvars.Token:
+    """``deadline_scope`` without a ``with`` block, for a hot path: make ``deadline`` (or
+    the caller's, if earlier) current; give the returned token to ``exit_deadline``."""
     outer = _current.get()
     if deadline is None or (outer is not None and outer.expires_at <= deadline.expires_at):
         deadline = outer
-    token = _current.set(deadline)
+    return _current.set(deadline)
+
+
+def exit_deadline(token: contextvars.Token) -> None:
+    """Restore the deadline current before ``enter_deadline`` returned ``token``."""
+    _current.reset(token)
+
+
+@contextmanager
+def deadline_scope(deadline: Deadline | None):
+    """Make ``deadline`` (or the caller's, if earlier) current inside the block."""
+    token = enter_deadline(deadline)
     try:
-        yield deadline
+        yield _current.get()
     finally:
         _current.reset(token)
 
