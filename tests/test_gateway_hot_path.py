@@ -403,6 +403,20 @@ def test_bound_loop_clock_follows_a_virtual_loop_after_bind():
     assert run_virtual(main, start=50.0) == [50.0, 1050.0, 1050.25]
 
 
+def test_bound_loop_clock_on_an_ordinary_loop_reads_that_loops_time():
+    clock = BoundLoopClock()
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        clock.bind(loop)
+        before = loop.time()
+        now, read = clock.now(), clock.reader()()
+        after = loop.time()
+        return before <= now <= read <= after
+
+    assert asyncio.run(main())
+
+
 def test_bound_loop_clock_given_its_loop_at_construction():
     loop = VirtualTimeLoop(start=7.0)
     try:
