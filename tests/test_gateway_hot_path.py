@@ -124,23 +124,11 @@ UPSTREAM_TABLE = [
     pytest.param(H(("Set-Cookie", "a=1"), ("Set-Cookie", "b=2"), ("Host", "a")), "10.0.0.7", "http", (),
                  id="no-deadline"),
     pytest.param(H(), None, "http", (), id="empty"),
-    # found by this module (see the xfail reasons); kept as rows so a fix turns them green
+    # three defects this table found in the first fused version (each failed before its fix)
     pytest.param(H(("Host", "a"), (DEADLINE_HEADER, "999999")), "10.0.0.7", "http", (),
-                 id="client-deadline-without-ours",
-                 marks=pytest.mark.xfail(strict=True, reason=(
-                     "headers.py:133 _request_removed drops only the names in extra: with extra=() "
-                     "(Forwarder.send with no current deadline) the client's x-envoy-expected-rq-timeout-ms "
-                     "is forwarded; before 20ef225 it was always dropped"))),
-    pytest.param(H(("Host", ""), ("X-Forwarded-Host", "edge")), "10.0.0.7", "http", DEADLINE,
-                 id="empty-host",
-                 marks=pytest.mark.xfail(strict=True, reason=(
-                     "headers.py:150/165 test 'host is None' where add_forwarding_headers tests 'if host': an "
-                     "empty Host gives X-Forwarded-Host 'edge, ' (or '' when the client sent none)"))),
-    pytest.param(H(("Host", "a"), ("X-Forwarded-For", "")), "10.0.0.7", "http", DEADLINE,
-                 id="empty-client-xff",
-                 marks=pytest.mark.xfail(strict=True, reason=(
-                     "headers.py:170 joins a single empty previous value: X-Forwarded-For ', 10.0.0.7' where "
-                     "the reference gives '10.0.0.7' (cosmetic: RFC 9110 5.6.1 lets a list ignore empty elements)"))),
+                 id="client-deadline-without-ours"),
+    pytest.param(H(("Host", ""), ("X-Forwarded-Host", "edge")), "10.0.0.7", "http", DEADLINE, id="empty-host"),
+    pytest.param(H(("Host", "a"), ("X-Forwarded-For", "")), "10.0.0.7", "http", DEADLINE, id="empty-client-xff"),
 ]
 
 

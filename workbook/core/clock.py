@@ -99,10 +99,14 @@ class BoundLoopClock:
     """
 
     def __init__(self, loop: asyncio.AbstractEventLoop | None = None):
-        self._time: Callable[[], float] = loop.time if loop is not None else time.monotonic
+        self._time: Callable[[], float] = time.monotonic
+        if loop is not None:
+            self.bind(loop)
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._time = loop.time
+        # an ordinary loop's time() *is* time.monotonic(): read it without the extra frame
+        ordinary = getattr(type(loop), "time", None) is asyncio.BaseEventLoop.time
+        self._time = time.monotonic if ordinary else loop.time
 
     def now(self) -> float:
         return self._time()

@@ -453,3 +453,11 @@ class _Chain:
                 return found
         return None
 
+    def key_nowait(self, kid):
+        """The first source's key found without waiting; None: ``key`` must be awaited."""
+        for source in self.sources:
+            found = source.key_nowait(kid)
+            if found is not None:
+                return found
+        return None
+

@@ -26,6 +26,8 @@ import re
 
 from multidict import CIMultiDict
 
+from workbook.resilience.deadline import DEADLINE_HEADER
+
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization",
                         "te", "trailer", "transfer-encoding", "upgrade"})
 REQUEST_ID_HEADER = "X-Request-Id"
@@ -131,13 +133,14 @@ _FORWARDING_NAMES = dict(zip(_FORWARDING, ("X-Forwarded-For", "X-Forwarded-Proto
 
 @functools.lru_cache(maxsize=64)
 def _request_removed(extra: tuple[str, ...]) -> frozenset[str]:
-    return HOP_BY_HOP | {"host", "expect", REQUEST_ID_HEADER.lower()} | {e.lower() for e in extra}
+    return HOP_BY_HOP | {"host", "expect", REQUEST_ID_HEADER.lower(), DEADLINE_HEADER} | {e.lower() for e in extra}
 
 
 def upstream_request_headers(headers, *, remote: str | None, proto: str, rid: str,
                              extra: tuple[tuple[str, str], ...] = ()) -> list[tuple[str, str]]:
     """The headers a proxy sends upstream, in one pass: ``headers`` without the hop-by-hop
-    ones, ``Host``, ``Expect``, ``X-Request-Id`` and the names in ``extra``; then the four
+    ones, ``Host``, ``Expect``, ``X-Request-Id``, the client's deadline header (a client does
+    not set the gateway's internal deadlines) and the names in ``extra``; then the four
     forwarding headers with this hop appended (previous values joined, as
     ``add_forwarding_headers``), then ``X-Request-Id: rid``, then ``extra`` (the deadline)."""
     remove = _request_removed(tuple([name for name, _ in extra]) if extra else ())
@@ -158,7 +161,7 @@ def upstream_request_headers(headers, *, remote: str | None, proto: str, rid: st
         out.append((name, value))
     node = _forwarded_node(remote)
     element = f"for={node};proto={proto}" + (f";host={_quoted(host)}" if host else "")
-    hop = {"x-forwarded-for": remote or "unknown", "x-forwarded-proto": proto, "x-forwarded-host": host,
+    hop = {"x-forwarded-for": remote or "unknown", "x-forwarded-proto": proto, "x-forwarded-host": host or None,
            "forwarded": element}
     for low in _FORWARDING:
         value = hop[low]
@@ -166,9 +169,8 @@ def upstream_request_headers(headers, *, remote: str | None, proto: str, rid: st
             if previous and low in previous:
                 out.append((_FORWARDING_NAMES[low], ", ".join(previous[low])))
             continue
-        if previous and low in previous:
-            value = ", ".join(previous[low]) + ", " + value
-        out.append((_FORWARDING_NAMES[low], value))
+        joined = ", ".join(previous[low]) if previous and low in previous else ""
+        out.append((_FORWARDING_NAMES[low], f"{joined}, {value}" if joined else value))
     out.append((REQUEST_ID_HEADER, rid))
     out.extend(extra)
     return out

@@ -9,10 +9,11 @@ it), and the body passed chunk by chunk from the client's stream (never read who
 counted against ``max_body``: over it, ``BodyTooLarge``). It returns once the response
 *head* has arrived, within the remaining deadline (else ``UpstreamTimeout``); a refused
 connection, a reset or an early close is ``UpstreamUnavailable``. A body of known length
-up to ``SMALL`` (64 KiB) is read there too, under the same timer (rescheduled to the
-route's timeout as an idle limit): one timer per request, and a failure of that body is
-still an ``UpstreamUnavailable`` (retryable like any other) since nothing was sent to the
-client yet.
+up to ``SMALL`` (64 KiB) is read there too, within the same deadline (as Envoy's route
+timeout covers the whole response); a failure of that body is still an
+``UpstreamUnavailable`` or ``UpstreamTimeout`` (retryable like any other) since nothing was
+sent to the client yet. The deadline is watched by ``CoarseTimeouts`` (one periodic timer
+for all requests, 5 ms resolution), not by a timer per request.
 
 ``Forwarder.relay`` sends the answer back: end-to-end headers
 (``client_response_headers``); a body ``send`` read goes with the head in one write
@@ -37,6 +38,7 @@ from yarl import URL
 
 from workbook.gateway.errors import BodyTooLarge, IncompleteBody, UpstreamTimeout, UpstreamUnavailable
 from workbook.gateway.headers import client_response_headers, upstream_request_headers
+from workbook.gateway.timeouts import CoarseTimeouts
 from workbook.resilience.deadline import DEADLINE_HEADER, current_deadline
 
 CHUNK = 64 * 1024
@@ -72,16 +74,18 @@ class Forwarder:
             auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar(), request_class=ProxyRequest,
             response_class=ProxyResponse,
             timeout=_NO_TIMEOUT, connector=aiohttp.TCPConnector(limit=limit))
+        self.timeouts = CoarseTimeouts(asyncio.get_running_loop())
 
     async def close(self) -> None:
+        self.timeouts.close()
         await self.session.close()
 
     async def send(self, request: web.BaseRequest, base_url: str, path: str, query: str | None, rid: str, *,
                    max_body: int, entry: dict, idempotent: bool, idle_timeout: float | None = None
                    ) -> ProxyResponse:
         """The upstream's response, its head arrived within the current deadline; a body of
-        known length up to ``SMALL`` is read too (with ``idle_timeout`` as its limit, under
-        the same timer), so that ``relay`` sends it in one write."""
+        known length up to ``SMALL`` is read too, within the same deadline, so that
+        ``relay`` sends it in one write (``idle_timeout`` is for ``relay``'s streaming)."""
         deadline = current_deadline()
         remaining = deadline.remaining() if deadline is not None else None
         if remaining is not None:
@@ -95,7 +99,7 @@ class Forwarder:
         has_body = request.body_exists
         state = {"too_large": False, "client_error": None, "head": False}
         data = None
-        if has_body:
+        if has_body:  # streamed from the client's connection, counted against max_body
             async def body():
                 try:
                     async for chunk in request.content.iter_chunked(CHUNK):
@@ -121,29 +125,33 @@ class Forwarder:
             return None
         url = URL(base_url + path + (f"?{query}" if query else ""), encoded=True)
         method = request.method
+        timeouts = self.timeouts
+        watch = timeouts.start(remaining)  # the deadline, for the head and a small body
         try:
-            # one timer per request: the deadline for the head, then the idle limit for a small body
-            async with asyncio.timeout(remaining) as scope:
+            try:
                 upstream = await self.session.request(method, url, headers=headers, data=data,
                                                       allow_redirects=False)
                 state["head"] = True
                 length = upstream.content_length
                 if length is not None and length <= SMALL and method != "HEAD":
-                    scope.reschedule(None if idle_timeout is None else asyncio.get_running_loop().time()
-                                     + idle_timeout)
                     try:
                         upstream.read_body = await upstream.read()
                     finally:
                         upstream.release()
                 return upstream
+            except asyncio.CancelledError:
+                if timeouts.expired(watch):
+                    raise TimeoutError from None
+                raise
+            finally:
+                timeouts.finish(watch)
         except (BodyTooLarge, IncompleteBody):
             raise
         except TimeoutError:
             if client_side() is not None:
                 raise client_side() from None
             if state["head"]:
-                raise UpstreamUnavailable(f"{base_url} stalled sending its body (idle over {idle_timeout:g} s)",
-                                          retryable=idempotent and not has_body) from None
+                raise UpstreamTimeout(f"{base_url} did not finish its body within the route's deadline") from None
             raise UpstreamTimeout(f"{base_url} sent no response head within the route's deadline") from None
         except aiohttp.ClientConnectorError as exc:
             if client_side() is not None:
