@@ -303,11 +303,33 @@ def test_cached_answers_only_a_verified_token_and_still_checks_time(rsa_key):
     assert v.cached(token) == first and first["sub"] == "alice"
     assert v.cache_hits == 1 and v.accepted == 2
     assert v.cached(rsa_key.sign(claims(sub="bob"))) is None      # another token string: not cached
+    clock["now"] = NOW + 100 + 30 - 0.5                              # just inside exp + leeway: still valid
+    assert v.cached(token) == first
     clock["now"] = NOW + 100 + 30                                    # exp + leeway: expired
+    assert v.cached(token) is None and v.rejections == {}            # defers: verify decides and counts
     with pytest.raises(TokenRejected) as info:
-        v.cached(token)
+        asyncio.run(v.verify(token))
     assert info.value.reason == "expired" and v.rejections == {"expired": 1}
-    assert v.accepted == 2
+    assert v.accepted == 3
+
+
+@pytest.mark.parametrize("claim,value,now_offset,valid", [
+    ("nbf", NOW + 50, 50 - 30 - 0.5, False),   # before nbf - leeway: not yet valid
+    ("nbf", NOW + 50, 50 - 30 + 0.5, True),
+    ("iat", NOW + 50, 50 - 30 - 0.5, False),   # issued in the future beyond the leeway
+    ("iat", NOW + 50, 50 - 30 + 0.5, True),
+])
+def test_cached_answers_only_inside_the_window_the_full_check_accepts(rsa_key, claim, value, now_offset, valid):
+    clock = {"now": NOW + 60}
+    v = JWTVerifier(VerifierConfig(issuer=ISS, audience=AUD), KeySet([rsa_key]), now=lambda: clock["now"],
+                    cache_size=8)
+    token = rsa_key.sign(claims(**{claim: value}, exp=NOW + 1000))
+    asyncio.run(v.verify(token))
+    clock["now"] = NOW + now_offset
+    assert (v.cached(token) is not None) is valid
+    if not valid:  # the full check refuses it too
+        with pytest.raises(TokenRejected):
+            asyncio.run(v.verify(token))
 
 
 def test_cached_is_none_without_a_cache(rsa_key):

@@ -291,9 +291,6 @@ def test_a_resolution_that_is_not_a_positive_number_is_refused_by_name(resolutio
     assert isinstance(error, WorkbookError) and error.name == "resolution" and "resolution" in str(error)
 
 
-@pytest.mark.xfail(strict=True, reason="timeouts.py:42-49 start() accepts delay=nan: the watch never fires "
-                   "(nan <= now is False) and the sweeper runs every resolution for as long as it waits; "
-                   "expected a ParameterError naming 'delay'")
 def test_a_nan_delay_is_refused_by_name():
     async def main():
         timeouts = CoarseTimeouts(asyncio.get_running_loop())
@@ -306,9 +303,6 @@ def test_a_nan_delay_is_refused_by_name():
     run_virtual(main)
 
 
-@pytest.mark.xfail(strict=True, reason="timeouts.py:46 start() outside a task stores Watch(task=None); at its "
-                   "deadline _sweep (line 70) raises AttributeError before line 71 reschedules, leaving _handle "
-                   "set to the spent timer, so no sweep is ever scheduled again and every later watch never fires")
 def test_a_watch_started_outside_a_task_does_not_stop_the_sweeper_for_everyone_else():
     async def main():
         loop = asyncio.get_running_loop()

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import re
 import time
 from collections import OrderedDict
@@ -147,24 +148,40 @@ class JWTVerifier:
         return claims
 
     def cached(self, token) -> dict | None:
-        """``verify``'s answer for a token verified before whose key is known without
-        waiting (``keys.key_nowait``); None when ``verify`` must be awaited (not cached, the
-        key source would fetch). The time checks run as in ``verify`` (``TokenRejected``)."""
+        """``verify``'s answer for a token verified before, without an await: the claims if
+        the token is cached, its key is known without waiting (``keys.key_nowait``) and now
+        lies inside the validity window its time claims allow (``exp``, ``nbf``, ``iat``,
+        ``max_age``, with the leeway; kept from the full check, one microsecond inside each
+        edge). Otherwise None, and ``verify`` must be awaited: it decides, and counts, every
+        refusal (an expired token among them)."""
         found = self._cache.get(token) if self.cache_size else None
         if found is None:
             return None
-        key_nowait = getattr(self.keys, "key_nowait", None)
-        if key_nowait is None or key_nowait(found[0]) is None:
+        kid, claims, valid_from, valid_until = found
+        if not valid_from <= self.now() <= valid_until:
             return None
-        try:
-            self._check_times(found[1])
-        except TokenRejected as exc:
-            self.rejections[exc.reason] = self.rejections.get(exc.reason, 0) + 1
-            raise
+        key_nowait = getattr(self.keys, "key_nowait", None)
+        if key_nowait is None or key_nowait(kid) is None:
+            return None
         self._cache.move_to_end(token)
         self.cache_hits += 1
         self.accepted += 1
-        return found[1]
+        return claims
+
+    def _validity(self, claims: dict) -> tuple[float, float]:
+        """The times at which ``_check_times`` accepts ``claims`` (already checked numeric),
+        narrowed by one microsecond at each edge so that float rounding never lets a
+        cached answer accept what the full check refuses."""
+        cfg = self.config
+        valid_from, valid_until = -math.inf, math.inf
+        if "exp" in claims:
+            valid_until = float(claims["exp"]) + cfg.leeway
+        for name in ("nbf", "iat"):
+            if name in claims:
+                valid_from = max(valid_from, float(claims[name]) - cfg.leeway)
+        if cfg.max_age is not None and "iat" in claims:
+            valid_until = min(valid_until, float(claims["iat"]) + cfg.max_age + cfg.leeway)
+        return valid_from + 1e-6, valid_until - 1e-6
 
     async def _verify(self, token) -> dict:
         cfg = self.config
@@ -202,7 +219,7 @@ class JWTVerifier:
             _reject("invalid", f"{type(exc).__name__}: {exc}")
         self._check_times(claims)
         if self.cache_size:
-            self._cache[token] = (kid, claims)
+            self._cache[token] = (kid, claims, *self._validity(claims))
             if len(self._cache) > self.cache_size:
                 self._cache.popitem(last=False)
         return claims

@@ -135,7 +135,7 @@ class LoadBalancer:
     def finish(self, backend: Backend | str, latency: float | None = None, *, failed: bool = False) -> None:
         """A request to ``backend`` ended after ``latency`` seconds (None: unknown)."""
         name = self._name(backend)
-        if latency is not None:
+        if latency is not None and (latency.__class__ is not float or not latency >= 0):  # float: fast path
             if isinstance(latency, bool) or not isinstance(latency, numbers.Real) or not latency >= 0:
                 raise ParameterError("latency", latency, "a number of seconds >= 0, or None")
         if self._inflight.get(name, 0) <= 0:

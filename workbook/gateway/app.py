@@ -125,6 +125,9 @@ class _Route:
         self.limiter = gateway.limiters.get(settings.rate_limit) if settings.rate_limit else None
         self.policy_header = ratelimit_policy_header(self.limiter.policy) if self.limiter is not None else None
         # the limiter's key with a placeholder for the client: one replace per request
+        # a limiter in memory answers without an await
+        self.hit = (self.limiter.limiter.hit if isinstance(getattr(self.limiter, "limiter", None), MemoryRateLimiter)
+                    else None)
         if self.limiter is not None:
             template = limit_key(self.limiter.settings.key, client=_CLIENT, route=settings.name)
             head, found, tail = template.rpartition(_CLIENT)
@@ -304,9 +307,14 @@ class Gateway:
                                f"{route.name!r}")
         claims = None
         if route.auth_required:
-            claims = await self._authenticate(request, rid)
-            if isinstance(claims, web.StreamResponse):
-                return claims
+            header = headers.get("Authorization")
+            verifier = self.verifier
+            if verifier is not None and header is not None and header.startswith("Bearer "):
+                claims = verifier.cached(header[7:].strip())  # a token verified before: no await
+            if claims is None:
+                claims = await self._authenticate(request, rid)
+                if not isinstance(claims, dict):  # a problem response
+                    return claims
             if route.scopes:
                 try:
                     require_scopes(claims, route.scopes)
@@ -323,7 +331,7 @@ class Gateway:
             else:
                 sub = claims.get("sub") if claims else None
                 key = head + (str(sub) if sub else f"ip:{request.remote}") + tail
-            decision = await limiter.decide(key)
+            decision = route.hit(key) if route.hit is not None else await limiter.decide(key)
             if decision.allowed:  # the policy field is the same for every request: built once per route
                 limit_headers = (("RateLimit-Policy", route.policy_header),
                                  ("RateLimit", ratelimit_header(limiter.policy, decision)))
@@ -344,10 +352,8 @@ class Gateway:
             return self._problem(401, "Authentication required", "expected Authorization: Bearer <token>",
                                  request, rid, kind="unauthenticated",
                                  headers={"WWW-Authenticate": 'Bearer realm="gateway"'})
-        token = header[7:].strip()
         try:
-            claims = verifier.cached(token)  # a token verified before: no await
-            return claims if claims is not None else await verifier.verify(token)
+            return await verifier.verify(header[7:].strip())
         except TokenRejected as exc:
             return self._problem(401, "Invalid token", str(exc), request, rid, kind="invalid-token",
                                  reason=exc.reason,

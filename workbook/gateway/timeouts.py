@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 
+from workbook.core.errors import ParameterError
 from workbook.core.params import check_number
 
 
@@ -43,7 +44,12 @@ class CoarseTimeouts:
         """Watch the current task for ``delay`` seconds (None: no limit, no watch)."""
         if delay is None:
             return None
-        watch = Watch(asyncio.current_task(self.loop), self.loop.time() + delay)
+        if not delay >= 0:  # NaN too: it would never fire
+            raise ParameterError("delay", delay, "a number of seconds >= 0, or None")
+        task = asyncio.current_task(self.loop)
+        if task is None:
+            raise ParameterError("task", None, "start() called from a task running on this loop")
+        watch = Watch(task, self.loop.time() + delay)
         self._waiting[watch] = None
         if self._handle is None:
             self._handle = self.loop.call_later(self.resolution, self._sweep)
@@ -61,14 +67,18 @@ class CoarseTimeouts:
         return watch is not None and watch.fired and watch.task.uncancel() == 0
 
     def _sweep(self) -> None:
-        now = self.loop.time()
-        due = [w for w in self._waiting if w.when <= now]
-        for watch in due:
-            del self._waiting[watch]
-            watch.fired = True
-            self.fired += 1
-            watch.task.cancel()
-        self._handle = self.loop.call_later(self.resolution, self._sweep) if self._waiting else None
+        self._handle = None
+        try:
+            now = self.loop.time()
+            due = sorted((w for w in self._waiting if w.when <= now), key=lambda w: w.when)
+            for watch in due:
+                del self._waiting[watch]
+                watch.fired = True
+                self.fired += 1
+                watch.task.cancel()
+        finally:  # whatever happened, the watches left keep being checked
+            if self._waiting:
+                self._handle = self.loop.call_later(self.resolution, self._sweep)
 
     def close(self) -> None:
         if self._handle is not None:

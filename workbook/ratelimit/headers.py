@@ -11,6 +11,7 @@ never refused again for waiting too little.
 from __future__ import annotations
 
 import base64
+import functools
 import math
 import re
 
@@ -20,6 +21,7 @@ from workbook.ratelimit.policy import RateLimitDecision, RateLimitPolicy
 _TOKEN = re.compile(r"^[\x20-\x7e]*$")
 
 
+@functools.lru_cache(maxsize=256)  # a few policy names, formatted on every response
 def _sf_string(value: str) -> str:
     if not _TOKEN.match(value):
         raise ParameterError("name", value, "printable ASCII (a structured-field string)")
