@@ -127,13 +127,24 @@ def request_id(headers) -> tuple[str, bool]:
     return new_request_id(), False
 
 
-_FORWARDING = ("x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "forwarded")
-_FORWARDING_NAMES = dict(zip(_FORWARDING, ("X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "Forwarded")))
+_FORWARDING_NAMES = frozenset({"x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "forwarded"})
 
 
 @functools.lru_cache(maxsize=64)
 def _request_removed(extra: tuple[str, ...]) -> frozenset[str]:
     return HOP_BY_HOP | {"host", "expect", REQUEST_ID_HEADER.lower(), DEADLINE_HEADER} | {e.lower() for e in extra}
+
+
+@functools.lru_cache(maxsize=1024)  # clients come back: one tuple per (address, scheme, host)
+def _this_hop(remote: str | None, proto: str, host: str | None) -> tuple[tuple[str, str], ...]:
+    """This hop's forwarding headers, in order: X-Forwarded-For, -Proto, -Host (when there
+    is a Host) and Forwarded."""
+    element = f"for={_forwarded_node(remote)};proto={proto}" + (f";host={_quoted(host)}" if host else "")
+    hop = [("X-Forwarded-For", remote or "unknown"), ("X-Forwarded-Proto", proto)]
+    if host:
+        hop.append(("X-Forwarded-Host", host))
+    hop.append(("Forwarded", element))
+    return tuple(hop)
 
 
 def upstream_request_headers(headers, *, remote: str | None, proto: str, rid: str,
@@ -159,18 +170,14 @@ def upstream_request_headers(headers, *, remote: str | None, proto: str, rid: st
             previous.setdefault(low, []).append(value)
             continue
         out.append((name, value))
-    node = _forwarded_node(remote)
-    element = f"for={node};proto={proto}" + (f";host={_quoted(host)}" if host else "")
-    hop = {"x-forwarded-for": remote or "unknown", "x-forwarded-proto": proto, "x-forwarded-host": host or None,
-           "forwarded": element}
-    for low in _FORWARDING:
-        value = hop[low]
-        if value is None:  # no Host: no X-Forwarded-Host of ours, the client's are kept
-            if previous and low in previous:
-                out.append((_FORWARDING_NAMES[low], ", ".join(previous[low])))
-            continue
-        joined = ", ".join(previous[low]) if previous and low in previous else ""
-        out.append((_FORWARDING_NAMES[low], f"{joined}, {value}" if joined else value))
+    if previous is None:  # the common case: the client sent no forwarding header
+        out.extend(_this_hop(remote, proto, host or None))
+    else:
+        for name, value in _this_hop(remote, proto, host or None):
+            joined = ", ".join(previous.get(name.lower(), ()))
+            out.append((name, f"{joined}, {value}" if joined else value))
+        if not host and "x-forwarded-host" in previous:  # no Host: the client's X-Forwarded-Host is kept
+            out.append(("X-Forwarded-Host", ", ".join(previous["x-forwarded-host"])))
     out.append((REQUEST_ID_HEADER, rid))
     out.extend(extra)
     return out

@@ -37,7 +37,7 @@ DEADLINE_HEADER = "x-envoy-expected-rq-timeout-ms"
 _current: contextvars.ContextVar["Deadline | None"] = contextvars.ContextVar("workbook_deadline", default=None)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Deadline:
     expires_at: float
     clock: object
