@@ -4,11 +4,12 @@ Per request, in this order (``PIPELINE``), each step able to answer on its own:
 
 1. **request id** taken from ``X-Request-Id`` or generated (``headers.request_id``);
 2. **normalise** the path (400 ``PathRejected``): everything after sees one path;
-3. **route** (404, or 405 with ``Allow``);
+3. **route** (404, or 405 with ``Allow``); steps 2-3 are pure functions of the method, raw
+   path and host, so ``resolve`` keeps their answers in a bounded table;
 4. **size**: a ``Content-Length`` above the route's ``max_body_bytes`` is a 413 before
    any byte of the body is read (a chunked body is counted while it streams);
-5. **authenticate** (401 with ``WWW-Authenticate: Bearer``) and check the route's
-   **scopes** (403): before the limiter, so the limiter counts per *verified* client (a
+5. **authenticate** (401 with ``WWW-Authenticate: Bearer``; a token verified before is
+   answered from the verifier's cache without an await) and check the route's **scopes** (403): before the limiter, so the limiter counts per *verified* client (a
    caller cannot spend someone else's quota by claiming their name), and so an
    unauthenticated flood is refused by the cheapest check that knows who is calling;
 6. **rate limit** (429 with ``Retry-After`` and ``RateLimit-Policy``/``RateLimit``):
@@ -25,13 +26,18 @@ Per request, in this order (``PIPELINE``), each step able to answer on its own:
    a retry can go to another instance; ``start``/``finish`` keep in-flight counts true;
 11. **forward** with the remaining deadline in ``x-envoy-expected-rq-timeout-ms``,
    hop-by-hop headers removed both ways, forwarding headers appended, bodies streamed
-   both ways (``proxy``). The deadline bounds the wait for the response head; the body
-   then streams with ``timeout_seconds`` as the idle limit between chunks;
+   both ways (``proxy``). The deadline bounds the wait for the response head and a small
+   body (up to 64 KiB, read whole); a longer body then streams with ``timeout_seconds`` as
+   the idle limit between chunks;
 12. **access log**: one JSON line, whatever happened (``AccessLog``).
 
 Errors are ``application/problem+json`` (RFC 9457). Upstream timeout 504, refused or
 reset 502, body too large 413. Limiters and balancers are built by factories (defaults:
 ``workbook.ratelimit`` and ``workbook.balancing``), so tests and notebooks can swap them.
+
+What each step costs, and what was done to make it cheap, is in ``benchmarks/RESULTS.md``
+(section *gateway*); the default clock is a ``BoundLoopClock`` bound to the serving loop
+at startup.
 """
 
 from __future__ import annotations
