@@ -44,6 +44,8 @@ from workbook.resilience.deadline import DEADLINE_HEADER, current_deadline
 CHUNK = 64 * 1024
 SMALL = 64 * 1024
 """A response of known length up to this is read and sent in one write; longer or unknown: streamed."""
+URL_CACHE = 4096
+"""How many upstream URLs ``Forwarder`` keeps parsed (the table is cleared when full)."""
 _NO_TIMEOUT = aiohttp.ClientTimeout(total=None)
 _TRANSPORT_ERRORS = (TimeoutError, aiohttp.ClientError, ConnectionError, OSError)
 
@@ -60,6 +62,16 @@ class ProxyRequest(aiohttp.ClientRequest):
     def update_auto_headers(self, skip_auto_headers) -> None:
         self._skip_auto_headers = self._ADD_NOTHING
 
+    def update_headers(self, headers) -> None:
+        """``Host`` (the upstream's, first, as RFC 9110 7.2 asks) then the headers as given,
+        copied in one C call: ``Forwarder.send`` never passes a ``Host`` of its own (the
+        client's goes on in ``X-Forwarded-Host``), so aiohttp's per-header loop, which only
+        special-cases ``Host``, has nothing to do."""
+        self.headers = CIMultiDict()
+        self.headers["Host"] = self.url.host_port_subcomponent
+        if headers:
+            self.headers.extend(headers)
+
 
 class ProxyResponse(aiohttp.ClientResponse):
     """aiohttp's client response, carrying the body ``Forwarder.send`` read (``read_body``:
@@ -75,6 +87,7 @@ class Forwarder:
             response_class=ProxyResponse,
             timeout=_NO_TIMEOUT, connector=aiohttp.TCPConnector(limit=limit))
         self.timeouts = CoarseTimeouts(asyncio.get_running_loop())
+        self._urls: dict[str, URL] = {}
 
     async def close(self) -> None:
         self.timeouts.close()
@@ -123,7 +136,12 @@ class Forwarder:
                 return IncompleteBody(f"the request body broke after {entry['bytes_in']} bytes: "
                                       f"{type(exc).__name__}")
             return None
-        url = URL(base_url + path + (f"?{query}" if query else ""), encoded=True)
+        target = base_url + path + (f"?{query}" if query else "")
+        url = self._urls.get(target)
+        if url is None:  # parsed once per target: hot paths come back
+            if len(self._urls) >= URL_CACHE:
+                self._urls.clear()
+            url = self._urls[target] = URL(target, encoded=True)
         method = request.method
         timeouts = self.timeouts
         watch = timeouts.start(remaining)  # the deadline, for the head and a small body
