@@ -22,11 +22,8 @@ def test_quorum_loss_stops_writes_but_not_the_cached_reads(etcd_cluster):
                 etcd_cluster.kill(0)
                 await asyncio.sleep(1.2)  # a new leader if m0 led
                 await reg.register(Instance("cart", "cart-3", port=8003), ttl=30)  # two of three: a quorum
-                for _ in range(50):  # the state, not "the next change": the watch may win the race
-                    if len(res.instances()) == 4:
-                        break
-                    await res.wait_updated(0.1)
-                assert len(res.instances()) == 4
+                # the state, not "the next change": the watch may win the race
+                assert await res.wait_until(lambda snap: len(snap.instances) == 4, 5.0)
 
                 etcd_cluster.kill(1)
                 loop = asyncio.get_running_loop()

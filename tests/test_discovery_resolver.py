@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from workbook.core import run_virtual
+from workbook.core import ParameterError, run_virtual
 from workbook.discovery import InMemoryRegistry, Instance, NoInstancesAvailable, RegistryUnavailable, Resolver
 
 
@@ -34,6 +34,47 @@ def test_the_resolver_waits_on_the_watch_instead_of_polling():
     calls_idle, latency, ids = run_virtual(main())
     assert calls_idle <= 11  # one blocking query per 30 s, not a loop
     assert latency == 0.0 and ids == ["c1", "c2"]
+
+
+def test_wait_until_waits_for_a_state_and_cannot_miss_a_change_made_before_the_call():
+    async def main():
+        async with InMemoryRegistry() as reg:
+            await reg.register(Instance("cart", "c1"), ttl=1000)
+            async with Resolver(reg, "cart", watch_timeout=30.0) as res:
+                loop = asyncio.get_running_loop()
+                await reg.register(Instance("cart", "c2"), ttl=1000)
+                await asyncio.sleep(0.1)  # the watch applies the change before anyone waits
+                two = lambda snap: len(snap.instances) == 2  # noqa: E731
+                missed = await res.wait_updated(0.5)  # "the next change": there is none
+                t0 = loop.time()
+                held = await res.wait_until(two, 0.5)  # the state: already true, at once
+                at_once = loop.time() - t0
+
+                async def later():
+                    await asyncio.sleep(2)
+                    await reg.register(Instance("cart", "c3"), ttl=1000)
+                helper = asyncio.ensure_future(later())
+                t0 = loop.time()
+                three = await res.wait_until(lambda snap: len(snap.instances) == 3, 10.0)
+                waited = loop.time() - t0
+                await helper
+                t0 = loop.time()
+                never = await res.wait_until(lambda snap: len(snap.instances) == 9, 1.5)
+                return missed, held, at_once, three, waited, never, loop.time() - t0
+    missed, held, at_once, three, waited, never, gave_up_after = run_virtual(main())
+    assert missed is False and held is True and at_once == 0.0
+    assert three is True and waited == pytest.approx(2.0)
+    assert never is False and gave_up_after == pytest.approx(1.5)
+
+
+def test_wait_until_refuses_a_bad_timeout_by_name():
+    async def main():
+        async with InMemoryRegistry() as reg:
+            await reg.register(Instance("cart", "c1"), ttl=1000)
+            async with Resolver(reg, "cart") as res:
+                with pytest.raises(ParameterError, match="timeout"):
+                    await res.wait_until(lambda snap: True, -1)
+    run_virtual(main())
 
 
 def test_a_lost_registry_is_reported_the_cache_kept_and_the_retries_back_off():

@@ -101,8 +101,28 @@ class Resolver:
         return ResolverStatus(self.connected, None if self.snapshot is None else self.snapshot.revision,
                               self.disconnected_since, self.failures, error, self.updates)
 
+    async def wait_until(self, predicate: Callable[[RegistrySnapshot], bool], timeout: float) -> bool:
+        """Wait until ``predicate(snapshot)`` holds (checked now, then at every change of the
+        cache), at most ``timeout`` seconds; True if it holds. A *state*, not an event: unlike
+        ``wait_updated`` it cannot miss a change that happened before the call (the watch may
+        well win the race against the caller)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + check_number("timeout", timeout, minimum=0)
+        while True:
+            event = self._updated  # taken before the check: a change after it sets this event
+            if self.snapshot is not None and predicate(self.snapshot):
+                return True
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return False
+            try:
+                await asyncio.wait_for(event.wait(), remaining)
+            except asyncio.TimeoutError:
+                return self.snapshot is not None and bool(predicate(self.snapshot))
+
     async def wait_updated(self, timeout: float) -> bool:
-        """Wait until the cache next changes (bounded); True if it did."""
+        """Wait until the cache *next* changes (bounded); True if it did. To wait for a state
+        ("four instances listed"), use ``wait_until``: a change just before this call is missed."""
         event = self._updated
         try:
             await asyncio.wait_for(event.wait(), timeout)

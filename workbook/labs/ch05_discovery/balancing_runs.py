@@ -497,10 +497,8 @@ async def registry_client_after_kill(*, requests: int = 50, interval: float = 0.
                     fault_at = time.monotonic()
                     await keepalives[0].stop(deregister=clean_shutdown)
                     if clean_shutdown:  # drain: exit only once the clients' caches dropped it (bounded)
-                        for _ in range(100):
-                            if removed_at:
-                                break
-                            await resolver.wait_updated(0.02)
+                        await resolver.wait_until(
+                            lambda snap: "inventory-0" not in {i.instance_id for i in snap.instances}, 2.0)
                     await servers[0].stop()
                 tried: set[str] = set()
                 status = 0
