@@ -28,6 +28,7 @@ import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import time
 
@@ -187,11 +188,8 @@ def _wrk(url: str, token: str | None, pid: int | None = None) -> dict:
 
 def _median(values):
     """The median of the rounds (None when no round measured it)."""
-    values = sorted(v for v in values if v is not None)
-    if not values:
-        return None
-    mid = len(values) // 2
-    return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
 
 
 def _ms(match) -> float:
