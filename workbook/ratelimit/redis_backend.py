@@ -53,6 +53,7 @@ import hashlib
 import logging
 import math
 import re
+import struct
 
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
@@ -64,18 +65,20 @@ from workbook.core.params import check_choice, check_int, check_number
 from workbook.ratelimit.policy import EPSILON, LIMITER_FAIL_MODES, RateLimitDecision, LimiterStats, RateLimitPolicy
 
 LOGGER = logging.getLogger("workbook.ratelimit")
-_ONE = (b"1", "1")
 
 
 # The policy's constants are written into the script (one script per policy), so a
 # decision sends only the key, and the time and cost when they are not the defaults.
+# Redis's TIME is read as integer microseconds ``us`` (exact in a double), and ``now`` is
+# ``us / 1e6``: one correctly rounded division, which the client repeats to the bit.
 _PRELUDE = """
 local limit, period, burst, EPS = $limit, $period, $burst, $eps
-local now, cost = -1, 1
+local now, cost, us = -1, 1, 0
 if ARGV[1] then now = tonumber(ARGV[1]); cost = tonumber(ARGV[2]) end
 if now < 0 then
   local t = redis.call('TIME')
-  now = t[1] + t[2] / 1000000
+  us = t[1] * 1000000 + t[2]
+  now = us / 1000000
 end
 """
 
@@ -86,38 +89,45 @@ end
 _BAD_STATE = ("return redis.error_reply('ratelimit: state of ' .. KEYS[1] .. "
               "' is not a $algorithm state (written by another version?); delete the key')")
 
-# Each script answers one status reply (read in one line, cheaper than an array or a
-# bulk string): "1 remaining reset_after" when admitted, "0 remaining reset_after
-# retry_after" when refused. Times are written with 17 significant digits, so a double
-# goes through unchanged (Lua's own tostring keeps 14); a number given to redis.call is
-# written by Redis the same way, in C.
+# The reply carries what the decision was made FROM, never a formatted result: the
+# client runs the in-memory limiter's formulas on the same inputs (same doubles, same
+# operations, so the same decision to the bit, admission included) and Redis formats no
+# fractional number (one '%.17g' in the reply cost ~2 us of round trip here; a '%d' is
+# nearly free). The inputs are ``us`` (Redis TIME; 0 when the client sent its clock),
+# integer counts, and a double of state only when the client cannot know it, as the two
+# 32-bit halves of its bits ($bits). When the state read is "fresh" (no count in this
+# window, a full bucket, a past tat) the reply is the integer ``us`` alone (an integer
+# reply: the cheapest to read); otherwise one status line of integers ($ok).
 SCRIPTS = {
     "fixed_window": """
 local win = math.floor(now / period)
 local n = 0
 local v = redis.call('GET', KEYS[1])
+local reply = us
 if v then
   if #v ~= 17 then $bad_state end
   local tag, w, c = struct.unpack('<Bdd', v)
   if tag ~= $tag then $bad_state end
-  if w >= win then win = w; n = c end  -- a window already left never reopens
+  if w > win then win = w; n = c; reply = {ok = string.format('%d %d %d', us, n, win)}  -- never reopen a window left
+  elseif w == win then n = c; reply = {ok = string.format('%d %d', us, n)} end
 end
-local reset = (win + 1) * period - now
-if n + cost > limit then return {ok = string.format('0 %d %.17g %.17g', math.max(0, limit - n), reset, reset)} end
-n = n + cost
-local d = reset
+if n + cost > limit then return reply end
+local d = (win + 1) * period - now
 $ttl
-redis.call('SET', KEYS[1], struct.pack('<Bdd', $tag, win, n), 'PX', ttl)
-return {ok = string.format('1 %d %.17g', limit - n, reset)}
+redis.call('SET', KEYS[1], struct.pack('<Bdd', $tag, win, n + cost), 'PX', ttl)
+return reply
 """,
     "sliding_log": """
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - period)
 local n = redis.call('ZCARD', KEYS[1])
 if n + cost > limit then
-  local k = redis.call('ZRANGE', KEYS[1], n + cost - limit - 1, n + cost - limit - 1, 'WITHSCORES')
-  local newest = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
-  return {ok = string.format('0 %d %.17g %.17g', math.max(0, limit - n), tonumber(newest[2]) + period - now,
-                             tonumber(k[2]) + period - now)}
+  -- the entries' times are the first double of their members: their bits, not their scores' text
+  local k = redis.call('ZRANGE', KEYS[1], n + cost - limit - 1, n + cost - limit - 1)[1]
+  local newest = redis.call('ZRANGE', KEYS[1], -1, -1)[1]
+  if #k ~= 16 or #newest ~= 16 then $bad_state end
+  local k1, k2 = struct.unpack('<I4I4', k)
+  local n1, n2 = struct.unpack('<I4I4', newest)
+  return {ok = string.format('%d %d %d %d %d %d', us, n, k1, k2, n1, n2)}
 end
 -- members must be unique: the time alone collides (the article's defect). At one instant
 -- nothing expires between two decisions, so the count after trimming numbers them apart;
@@ -133,98 +143,91 @@ else
   redis.call('ZADD', KEYS[1], unpack(args))
 end
 redis.call('PEXPIRE', KEYS[1], '$log_ttl_ms')
-return {ok = string.format('1 %d $period17', limit - n - cost)}
+return n
 """,
     "sliding_window": """
 local win = math.floor(now / period)
 local cur, prev = 0, 0
 local v = redis.call('GET', KEYS[1])
+local reply = us
 if v then
   if #v ~= 25 then $bad_state end
   local tag, w, c, p = struct.unpack('<Bddd', v)
   if tag ~= $tag then $bad_state end
-  if w >= win then win = w; cur = c; prev = p
-  elseif w == win - 1 then prev = c end
+  if w > win then win = w; cur = c; prev = p; reply = {ok = string.format('%d %d %d %d', us, cur, prev, win)}
+  elseif w == win then cur = c; prev = p; reply = {ok = string.format('%d %d %d', us, cur, prev)}
+  elseif w == win - 1 then prev = c; reply = {ok = string.format('%d 0 %d', us, prev)} end
 end
 local elapsed = math.max(0, now - win * period)
-local estimate = prev * (period - elapsed) / period + cur
-if estimate + cost > limit + EPS then
-  local retry
-  if cur + cost <= limit then retry = period * (1 - (limit - cur - cost) / prev) - elapsed
-  else retry = (period - elapsed) + period * (1 - (limit - cost) / cur) end
-  local reset = period - elapsed
-  if cur > 0 then reset = reset + period end
-  return {ok = string.format('0 %d %.17g %.17g', math.max(0, math.floor(limit - estimate + EPS)), reset,
-                             math.max(0, retry))}
-end
+if prev * (period - elapsed) / period + cur + cost > limit + EPS then return reply end
 local d = 2 * period - elapsed
 $ttl
 redis.call('SET', KEYS[1], struct.pack('<Bddd', $tag, win, cur + cost, prev), 'PX', ttl)
-return {ok = string.format('1 %d %.17g', math.floor(limit - estimate - cost + EPS), 2 * period - elapsed)}
+return reply
 """,
     "token_bucket": """
 local rate = $rate
 local tokens, last = burst, now
 local v = redis.call('GET', KEYS[1])
+local reply = us
 if v then
   if #v ~= 17 then $bad_state end
   local tag
   tag, tokens, last = struct.unpack('<Bdd', v)
   if tag ~= $tag then $bad_state end
   if now > last then tokens = math.min(burst, tokens + (now - last) * rate); last = now end
+  if tokens ~= burst then $bits(tokens) end
 end
-if tokens + EPS < cost then
-  return {ok = string.format('0 %d %.17g %.17g', math.floor(tokens + EPS), (burst - tokens) / rate,
-                             (cost - tokens) / rate)}
-end
+if tokens + EPS < cost then return reply end
 tokens = tokens - cost
-local reset = (burst - tokens) / rate
-local d = reset
+local d = (burst - tokens) / rate
 $ttl
 redis.call('SET', KEYS[1], struct.pack('<Bdd', $tag, tokens, last), 'PX', ttl)
-return {ok = string.format('1 %d %.17g', math.floor(tokens + EPS), reset)}
+return reply
 """,
     "leaky_bucket": """
 local rate = $rate
 local level, last = 0, now
 local v = redis.call('GET', KEYS[1])
+local reply = us
 if v then
   if #v ~= 17 then $bad_state end
   local tag
   tag, level, last = struct.unpack('<Bdd', v)
   if tag ~= $tag then $bad_state end
   if now > last then level = math.max(0, level - (now - last) * rate); last = now end
+  if level ~= 0 then $bits(level) end
 end
-if level + cost > burst + EPS then
-  return {ok = string.format('0 %d %.17g %.17g', math.max(0, math.floor(burst - level + EPS)), level / rate,
-                             (level + cost - burst) / rate)}
-end
+if level + cost > burst + EPS then return reply end
 level = level + cost
 local d = level / rate
 $ttl
 redis.call('SET', KEYS[1], struct.pack('<Bdd', $tag, level, last), 'PX', ttl)
-return {ok = string.format('1 %d %.17g', math.floor(burst - level + EPS), level / rate)}
+return reply
 """,
     "gcra": """
 local interval = $interval
 local tat = now
 local v = redis.call('GET', KEYS[1])
+local reply = us
 if v then
   if #v ~= 9 then $bad_state end
   local tag
   tag, tat = struct.unpack('<Bd', v)
   if tag ~= $tag then $bad_state end
-  if tat < now then tat = now end
+  if tat < now then tat = now else $bits(tat) end
 end
 local new_tat = tat + interval * cost
-local allow_at = new_tat - interval * burst
-if now + EPS < allow_at then return {ok = string.format('0 0 %.17g %.17g', tat - now, allow_at - now)} end
+if now + EPS < new_tat - interval * burst then return reply end
 local d = new_tat - now
 $ttl
 redis.call('SET', KEYS[1], struct.pack('<Bd', $tag, new_tat), 'PX', ttl)
-return {ok = string.format('1 %d %.17g', math.floor((now - allow_at) / interval + EPS), new_tat - now)}
+return reply
 """,
 }
+# reply = "us lo hi": a double's exact bits as two unsigned 32-bit integers (printed by '%d')
+_BITS = ("local lo, hi = struct.unpack('<I4I4', struct.pack('<d', \\1)); "
+         "reply = {ok = string.format('%d %d %d', us, lo, hi)}")
 _STATE_TAGS = {algorithm: i for i, algorithm in enumerate(SCRIPTS, 1)}
 
 
@@ -233,11 +236,11 @@ def script_for(policy: RateLimitPolicy) -> str:
     algorithm, period, burst = policy.algorithm, policy.period, policy.capacity
     rate = policy.limit / period
     values = {"limit": policy.limit, "period": repr(period), "burst": burst, "eps": repr(EPSILON),
-              "rate": repr(rate), "interval": repr(period / policy.limit), "period17": "%.17g" % period,
-              "log_ttl_ms": math.ceil(period * 1000) + 1000, "tag": _STATE_TAGS[algorithm], "algorithm": algorithm}
+              "rate": repr(rate), "interval": repr(period / policy.limit), "log_ttl_ms": math.ceil(period * 1000) + 1000, "tag": _STATE_TAGS[algorithm], "algorithm": algorithm}
     values["bad_state"] = _fill(_BAD_STATE, values)
     values["ttl"] = _ttl_choice(*_RELEVANCE[algorithm](period, burst / rate))
-    return _fill(_PRELUDE + SCRIPTS[algorithm], values)
+    source = re.sub(r"\$bits\((\w+)\)", _BITS, SCRIPTS[algorithm])
+    return _fill(_PRELUDE + source, values)
 
 
 def _fill(template: str, values: dict) -> str:
@@ -269,6 +272,15 @@ def _ttl_choice(low: float, high: float, steps: int = TTL_STEPS) -> str:
         bound = low + (high - low) * k / steps
         branches.append(f"if d <= {bound!r} then ttl = '{math.ceil(bound * 1000) + 1000}'")
     return "local ttl\n" + "\nelse".join(branches) + "\nelse ttl = math.ceil(d * 1000) + 1000 end"
+
+
+_HALVES = struct.Struct("<II")
+_DOUBLE = struct.Struct("<d")
+
+
+def _double(lo, hi) -> float:
+    """The double whose bits are the 32-bit halves ``lo`` and ``hi`` (as the script's ``$bits``)."""
+    return _DOUBLE.unpack(_HALVES.pack(int(lo), int(hi)))[0]
 
 
 BACKEND_DOWN = (RedisConnectionError, RedisTimeoutError, ConnectionError, TimeoutError)
@@ -303,6 +315,11 @@ class RedisRateLimiter:
         self._sha = hashlib.sha1(self.script.encode()).hexdigest().encode()  # bytes: packed as they are
         self._execute = client.execute_command
         self._limit = policy.limit
+        self._period = policy.period
+        self._burst = policy.capacity
+        self._rate = policy.rate
+        self._interval = policy.period / policy.limit
+        self._decode = getattr(self, "_" + policy.algorithm)
 
     @classmethod
     def from_url(cls, url: str, policy: RateLimitPolicy, *, timeout: float = 0.25, max_connections: int = 64,
@@ -328,9 +345,11 @@ class RedisRateLimiter:
         """One atomic decision for ``key`` (one round trip)."""
         if cost == 1 and self.clock is None:  # the common case: the key is all the script needs
             args = (self.prefix + key,)
+            now = None
         else:
             check_int("cost", cost, minimum=1, maximum=self.policy.capacity)
-            args = (self.prefix + key, "-1" if self.clock is None else repr(float(self.clock.now())), cost)
+            now = None if self.clock is None else float(self.clock.now())
+            args = (self.prefix + key, "-1" if now is None else repr(now), cost)
         stats = self.stats
         stats.decisions += 1
         try:
@@ -343,12 +362,115 @@ class RedisRateLimiter:
             return self._backend_down(key, exc)
         if self._outage is not None:
             self._recovered()
-        fields = reply.split()
-        if fields[0] in _ONE:  # "1 remaining reset_after"
+        decision = self._decode(reply, now, cost)
+        if decision.allowed:
             stats.allowed += 1
-            return RateLimitDecision(True, self._limit, int(fields[1]), float(fields[2]), 0.0)
-        stats.rejected += 1  # "0 remaining reset_after retry_after"
-        return RateLimitDecision(False, self._limit, int(fields[1]), float(fields[2]), float(fields[3]))
+        else:
+            stats.rejected += 1
+        return decision
+
+    # The decision from the script's reply: the inputs the script decided from (see
+    # SCRIPTS), run through the in-memory limiter's formulas, operation for operation, so
+    # every field (admission included) is the one the script computed and the one
+    # ``MemoryRateLimiter`` gives for the same state and time. ``now`` is the time the
+    # client sent, or None for Redis TIME (then the reply's first integer, microseconds).
+
+    def _fixed_window(self, reply, now, cost):
+        period, limit = self._period, self._limit
+        if reply.__class__ is int:
+            if now is None:
+                now = reply / 1_000_000
+            window, n = math.floor(now / period), 0
+        else:
+            fields = reply.split()
+            if now is None:
+                now = int(fields[0]) / 1_000_000
+            n = int(fields[1])
+            window = int(fields[2]) if len(fields) > 2 else math.floor(now / period)
+        reset = (window + 1) * period - now
+        count = n + cost
+        if count > limit:
+            return RateLimitDecision(False, limit, max(0, limit - n), reset, reset)
+        return RateLimitDecision(True, limit, limit - count, reset, 0.0)
+
+    def _sliding_log(self, reply, now, cost):
+        period, limit = self._period, self._limit
+        if reply.__class__ is int:  # admitted: the count before
+            return RateLimitDecision(True, limit, limit - reply - cost, period, 0.0)
+        fields = reply.split()
+        if now is None:
+            now = int(fields[0]) / 1_000_000
+        n = int(fields[1])
+        retry = _double(fields[2], fields[3]) + period - now
+        return RateLimitDecision(False, limit, max(0, limit - n), _double(fields[4], fields[5]) + period - now, retry)
+
+    def _sliding_window(self, reply, now, cost):
+        period, limit = self._period, self._limit
+        if reply.__class__ is int:
+            if now is None:
+                now = reply / 1_000_000
+            window, cur, prev = math.floor(now / period), 0, 0
+        else:
+            fields = reply.split()
+            if now is None:
+                now = int(fields[0]) / 1_000_000
+            cur, prev = int(fields[1]), int(fields[2])
+            window = int(fields[3]) if len(fields) > 3 else math.floor(now / period)
+        elapsed = max(0.0, now - window * period)
+        estimate = prev * (period - elapsed) / period + cur
+        if estimate + cost > limit + EPSILON:
+            if cur + cost <= limit:
+                retry = period * (1 - (limit - cur - cost) / prev) - elapsed
+            else:
+                retry = (period - elapsed) + period * (1 - (limit - cost) / cur)
+            reset = (period - elapsed) + (period if cur else 0.0)
+            remaining = max(0, math.floor(limit - estimate + EPSILON))
+            return RateLimitDecision(False, limit, remaining, reset, max(0.0, retry))
+        return RateLimitDecision(True, limit, math.floor(limit - estimate - cost + EPSILON), 2 * period - elapsed, 0.0)
+
+    def _token_bucket(self, reply, now, cost):
+        burst, rate = self._burst, self._rate
+        if reply.__class__ is int:  # a full bucket
+            tokens = burst
+        else:
+            fields = reply.split()
+            tokens = _double(fields[1], fields[2])
+        if tokens + EPSILON < cost:
+            return RateLimitDecision(False, self._limit, math.floor(tokens + EPSILON), (burst - tokens) / rate,
+                                     (cost - tokens) / rate)
+        tokens -= cost
+        return RateLimitDecision(True, self._limit, math.floor(tokens + EPSILON), (burst - tokens) / rate, 0.0)
+
+    def _leaky_bucket(self, reply, now, cost):
+        burst, rate = self._burst, self._rate
+        if reply.__class__ is int:  # an empty bucket
+            level = 0.0
+        else:
+            fields = reply.split()
+            level = _double(fields[1], fields[2])
+        if level + cost > burst + EPSILON:
+            return RateLimitDecision(False, self._limit, max(0, math.floor(burst - level + EPSILON)), level / rate,
+                                     (level + cost - burst) / rate)
+        level += cost
+        return RateLimitDecision(True, self._limit, math.floor(burst - level + EPSILON), level / rate, 0.0)
+
+    def _gcra(self, reply, now, cost):
+        interval = self._interval
+        if reply.__class__ is int:  # tat in the past: now
+            if now is None:
+                now = reply / 1_000_000
+            tat = now
+        else:
+            fields = reply.split()
+            if now is None:
+                now = int(fields[0]) / 1_000_000
+            tat = _double(fields[1], fields[2])
+        new_tat = tat + interval * cost
+        allow_at = new_tat - interval * self._burst
+        if now + EPSILON < allow_at:
+            return RateLimitDecision(False, self._limit, 0, tat - now, allow_at - now)
+        return RateLimitDecision(True, self._limit, math.floor((now - allow_at) / interval + EPSILON),
+                                 new_tat - now, 0.0)
 
     def _backend_down(self, key: str, exc: BaseException) -> RateLimitDecision:
         stats = self.stats
