@@ -436,6 +436,25 @@ def test_bound_loop_clock_given_its_loop_at_construction():
         loop.close()
 
 
+def test_a_breaker_on_a_bound_loop_clock_still_moves_to_half_open_by_itself():
+    # the gateway's breakers take its BoundLoopClock: the breaker schedules its automatic
+    # OPEN -> HALF_OPEN transition on the loop's timers only for a loop clock
+    from workbook.resilience import CircuitBreaker, CircuitBreakerConfig, State
+
+    async def main():
+        clock = BoundLoopClock(asyncio.get_running_loop())
+        breaker = CircuitBreaker("b", CircuitBreakerConfig(
+            sliding_window_size=2, minimum_number_of_calls=2, wait_duration_in_open_state=5.0,
+            automatic_transition_from_open_to_half_open=True), clock=clock)
+        for _ in range(2):
+            breaker.on_error(breaker.acquire_permission(), 0.01, RuntimeError("down"))
+        opened = breaker.state
+        await asyncio.sleep(5.5)  # no call at all in between
+        return opened, breaker.state
+
+    assert run_virtual(main) == (State.OPEN, State.HALF_OPEN)
+
+
 # -- 6. enter_deadline / exit_deadline ---------------------------------------------------------------
 def test_enter_deadline_keeps_the_earlier_one_and_exit_restores():
     clock = ManualClock(100.0)

@@ -87,7 +87,7 @@ class LoopClock:
         return "LoopClock()"
 
 
-class BoundLoopClock:
+class BoundLoopClock(LoopClock):
     """One event loop's clock, the loop given once: ``bind(loop)`` at a server's startup.
 
     ``LoopClock`` asks asyncio for the running loop at every reading, and on Python 3.11
@@ -95,7 +95,9 @@ class BoundLoopClock:
     fork): a gateway reads the clock about ten times per request. This reads the bound
     loop's ``time`` directly. Before ``bind`` it reads ``time.monotonic``, which is what
     asyncio's own loops read, so it is right for any ordinary loop; bind it to a
-    ``VirtualTimeLoop`` to run in virtual time.
+    ``VirtualTimeLoop`` to run in virtual time. It is a ``LoopClock`` (same time, same
+    ``sleep``), so what schedules on the loop's timers for a loop clock (the breaker's
+    automatic transitions) does so for it too.
     """
 
     def __init__(self, loop: asyncio.AbstractEventLoop | None = None):
@@ -113,12 +115,6 @@ class BoundLoopClock:
 
     def reader(self) -> Callable[[], float]:
         return self._time
-
-    async def sleep(self, delay: float) -> None:
-        await asyncio.sleep(delay)
-
-    def sleep_sync(self, delay: float) -> None:
-        time.sleep(delay)
 
     def __repr__(self):
         return "BoundLoopClock()"
