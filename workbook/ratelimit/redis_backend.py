@@ -73,12 +73,13 @@ LOGGER = logging.getLogger("workbook.ratelimit")
 # ``us / 1e6``: one correctly rounded division, which the client repeats to the bit.
 _PRELUDE = """
 local limit, period, burst, EPS = $limit, $period, $burst, $eps
-local now, cost, us = -1, 1, 0
+local now, cost, us, S = -1, 1, 0, '0 0 '
 if ARGV[1] then now = tonumber(ARGV[1]); cost = tonumber(ARGV[2]) end
 if now < 0 then
   local t = redis.call('TIME')
   us = t[1] * 1000000 + t[2]
   now = us / 1000000
+  S = t[1] .. ' ' .. t[2] .. ' '
 end
 """
 
@@ -108,8 +109,8 @@ if v then
   if #v ~= 17 then $bad_state end
   local tag, w, c = struct.unpack('<Bdd', v)
   if tag ~= $tag then $bad_state end
-  if w > win then win = w; n = c; reply = {ok = string.format('%d %d %d', us, n, win)}  -- never reopen a window left
-  elseif w == win then n = c; reply = {ok = string.format('%d %d', us, n)} end
+  if w > win then win = w; n = c; reply = {ok = S .. n .. string.format(' %d', win)}  -- never reopen a window left
+  elseif w == win then n = c; reply = {ok = S .. n} end
 end
 if n + cost > limit then return reply end
 local d = (win + 1) * period - now
@@ -127,7 +128,7 @@ if n + cost > limit then
   if #k ~= 16 or #newest ~= 16 then $bad_state end
   local k1, k2 = struct.unpack('<I4I4', k)
   local n1, n2 = struct.unpack('<I4I4', newest)
-  return {ok = string.format('%d %d %d %d %d %d', us, n, k1, k2, n1, n2)}
+  return {ok = S .. n .. ' ' .. k1 .. ' ' .. k2 .. ' ' .. n1 .. ' ' .. n2}
 end
 -- members must be unique: the time alone collides (the article's defect). At one instant
 -- nothing expires between two decisions, so the count after trimming numbers them apart;
@@ -154,9 +155,9 @@ if v then
   if #v ~= 25 then $bad_state end
   local tag, w, c, p = struct.unpack('<Bddd', v)
   if tag ~= $tag then $bad_state end
-  if w > win then win = w; cur = c; prev = p; reply = {ok = string.format('%d %d %d %d', us, cur, prev, win)}
-  elseif w == win then cur = c; prev = p; reply = {ok = string.format('%d %d %d', us, cur, prev)}
-  elseif w == win - 1 then prev = c; reply = {ok = string.format('%d 0 %d', us, prev)} end
+  if w > win then win = w; cur = c; prev = p; reply = {ok = S .. cur .. ' ' .. prev .. string.format(' %d', win)}
+  elseif w == win then cur = c; prev = p; reply = {ok = S .. cur .. ' ' .. prev}
+  elseif w == win - 1 then prev = c; reply = {ok = S .. '0 ' .. prev} end
 end
 local elapsed = math.max(0, now - win * period)
 if prev * (period - elapsed) / period + cur + cost > limit + EPS then return reply end
@@ -227,7 +228,7 @@ return reply
 }
 # reply = "us lo hi": a double's exact bits as two unsigned 32-bit integers (printed by '%d')
 _BITS = ("local lo, hi = struct.unpack('<I4I4', struct.pack('<d', \\1)); "
-         "reply = {ok = string.format('%d %d %d', us, lo, hi)}")
+         "reply = {ok = S .. lo .. ' ' .. hi}")
 _STATE_TAGS = {algorithm: i for i, algorithm in enumerate(SCRIPTS, 1)}
 
 
@@ -310,6 +311,9 @@ class RedisRateLimiter:
         self._log_clock = clock or DEFAULT_CLOCK
         self._outage: list | None = None  # [started, failures, failures at the last log line, last log time]
         self.prefix = f"{prefix}:{policy.algorithm}:{policy.name}:"
+        # the command as bytes: redis-py sends bytes as they are (a str name is encoded and
+        # split on spaces, a str argument goes through its encoder's type tests)
+        self._key_prefix = self.prefix.encode()
         self.stats = LimiterStats()
         self.script = script_for(policy)
         self._sha = hashlib.sha1(self.script.encode()).hexdigest().encode()  # bytes: packed as they are
@@ -344,20 +348,20 @@ class RedisRateLimiter:
     async def decide(self, key: str, cost: int = 1) -> RateLimitDecision:
         """One atomic decision for ``key`` (one round trip)."""
         if cost == 1 and self.clock is None:  # the common case: the key is all the script needs
-            args = (self.prefix + key,)
+            args = (self._key_prefix + key.encode(),)
             now = None
         else:
             check_int("cost", cost, minimum=1, maximum=self.policy.capacity)
             now = None if self.clock is None else float(self.clock.now())
-            args = (self.prefix + key, "-1" if now is None else repr(now), cost)
+            args = (self._key_prefix + key.encode(), b"-1" if now is None else repr(now).encode(), cost)
         stats = self.stats
         stats.decisions += 1
         try:
             try:
-                reply = await self._execute("EVALSHA", self._sha, b"1", *args)
+                reply = await self._execute(b"EVALSHA", self._sha, b"1", *args)
             except NoScriptError:  # a restarted or flushed server: load, then the same call
                 await self.load()
-                reply = await self._execute("EVALSHA", self._sha, b"1", *args)
+                reply = await self._execute(b"EVALSHA", self._sha, b"1", *args)
         except BACKEND_DOWN as exc:
             return self._backend_down(key, exc)
         if self._outage is not None:
@@ -384,9 +388,9 @@ class RedisRateLimiter:
         else:
             fields = reply.split()
             if now is None:
-                now = int(fields[0]) / 1_000_000
-            n = int(fields[1])
-            window = int(fields[2]) if len(fields) > 2 else math.floor(now / period)
+                now = (int(fields[0]) * 1_000_000 + int(fields[1])) / 1_000_000
+            n = int(fields[2])
+            window = int(fields[3]) if len(fields) > 3 else math.floor(now / period)
         reset = (window + 1) * period - now
         count = n + cost
         if count > limit:
@@ -399,10 +403,10 @@ class RedisRateLimiter:
             return RateLimitDecision(True, limit, limit - reply - cost, period, 0.0)
         fields = reply.split()
         if now is None:
-            now = int(fields[0]) / 1_000_000
-        n = int(fields[1])
-        retry = _double(fields[2], fields[3]) + period - now
-        return RateLimitDecision(False, limit, max(0, limit - n), _double(fields[4], fields[5]) + period - now, retry)
+            now = (int(fields[0]) * 1_000_000 + int(fields[1])) / 1_000_000
+        n = int(fields[2])
+        retry = _double(fields[3], fields[4]) + period - now
+        return RateLimitDecision(False, limit, max(0, limit - n), _double(fields[5], fields[6]) + period - now, retry)
 
     def _sliding_window(self, reply, now, cost):
         period, limit = self._period, self._limit
@@ -413,9 +417,9 @@ class RedisRateLimiter:
         else:
             fields = reply.split()
             if now is None:
-                now = int(fields[0]) / 1_000_000
-            cur, prev = int(fields[1]), int(fields[2])
-            window = int(fields[3]) if len(fields) > 3 else math.floor(now / period)
+                now = (int(fields[0]) * 1_000_000 + int(fields[1])) / 1_000_000
+            cur, prev = int(fields[2]), int(fields[3])
+            window = int(fields[4]) if len(fields) > 4 else math.floor(now / period)
         elapsed = max(0.0, now - window * period)
         estimate = prev * (period - elapsed) / period + cur
         if estimate + cost > limit + EPSILON:
@@ -434,7 +438,7 @@ class RedisRateLimiter:
             tokens = burst
         else:
             fields = reply.split()
-            tokens = _double(fields[1], fields[2])
+            tokens = _double(fields[2], fields[3])
         if tokens + EPSILON < cost:
             return RateLimitDecision(False, self._limit, math.floor(tokens + EPSILON), (burst - tokens) / rate,
                                      (cost - tokens) / rate)
@@ -447,7 +451,7 @@ class RedisRateLimiter:
             level = 0.0
         else:
             fields = reply.split()
-            level = _double(fields[1], fields[2])
+            level = _double(fields[2], fields[3])
         if level + cost > burst + EPSILON:
             return RateLimitDecision(False, self._limit, max(0, math.floor(burst - level + EPSILON)), level / rate,
                                      (level + cost - burst) / rate)
@@ -463,8 +467,8 @@ class RedisRateLimiter:
         else:
             fields = reply.split()
             if now is None:
-                now = int(fields[0]) / 1_000_000
-            tat = _double(fields[1], fields[2])
+                now = (int(fields[0]) * 1_000_000 + int(fields[1])) / 1_000_000
+            tat = _double(fields[2], fields[3])
         new_tat = tat + interval * cost
         allow_at = new_tat - interval * self._burst
         if now + EPSILON < allow_at:
