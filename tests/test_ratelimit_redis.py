@@ -352,3 +352,111 @@ def test_ttl_covers_the_state_and_exceeds_it_by_at_most_one_step(redis_url, algo
     for k, ttl in enumerate(ttls, 1):
         matters = 8.0 if algorithm == "fixed_window" else float(k)
         assert matters * 1000 + 1000 - 200 <= ttl <= matters * 1000 + 1000 + 1000  # one step is 1 s
+
+
+def test_a_limit_too_large_for_the_reply_is_refused_naming_the_field():
+    client = aioredis.Redis()  # never connected
+    with pytest.raises(ParameterError, match="'policy.limit'"):
+        RedisRateLimiter(client, RateLimitPolicy("fixed_window", 10**14, 1.0))
+    RedisRateLimiter(client, RateLimitPolicy("fixed_window", 10**14 - 1, 1.0))
+
+
+class SetClock:
+    """A clock set to any time, backwards too (ManualClock only advances)."""
+
+    def __init__(self, t: float = 0.0):
+        self.t = t
+
+    def now(self) -> float:
+        return self.t
+
+
+@pytest.mark.parametrize("algorithm", RATE_LIMIT_ALGORITHMS)
+def test_a_clock_stepping_back_gives_the_same_fields_as_memory(redis_url, algorithm):
+    """A window already left is not reopened when a (client) clock steps back: the reply
+    then carries the later window's index, and every field is still memory's."""
+    times = [1000.0, 1000.5, 1001.2, 1001.3, 1000.9, 1000.95, 1001.25, 999.5, 1002.1, 1001.9, 1001.95]
+    policy = RateLimitPolicy(algorithm, 3, 1.0)
+
+    async def main():
+        client = aioredis.Redis.from_url(redis_url)
+        try:
+            clock = SetClock()
+            limiter = RedisRateLimiter(client, policy, clock=clock, prefix="back")
+            out = []
+            for t in times:
+                clock.t = t
+                out.append(await limiter.decide("k"))
+            return out
+        finally:
+            await client.aclose()
+
+    on_redis = asyncio.run(main())
+    clock = SetClock()
+    memory = MemoryRateLimiter(policy, clock)
+    in_memory = []
+    for t in times:
+        clock.t = t
+        in_memory.append(memory.hit("k"))
+    assert [d.as_dict() for d in on_redis] == [d.as_dict() for d in in_memory]
+    assert not all(d.allowed for d in on_redis) and any(d.allowed for d in on_redis)
+
+
+class RecordingRedis(aioredis.Redis):
+    """A client that keeps every script reply as it came (to read the instant Redis read)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.replies = []
+
+    async def execute_command(self, *args, **options):
+        reply = await super().execute_command(*args, **options)
+        if args[0] in (b"EVALSHA", "EVALSHA"):
+            self.replies.append(reply)
+        return reply
+
+
+def redis_instant(reply) -> float | None:
+    """The time a reply says Redis's TIME read (microseconds / 10^6), None if it says none."""
+    if isinstance(reply, int):
+        return reply / 1_000_000
+    fields = reply.split()
+    return (int(fields[0]) * 1_000_000 + int(fields[1])) / 1_000_000
+
+
+@pytest.mark.parametrize("algorithm", RATE_LIMIT_ALGORITHMS)
+@pytest.mark.parametrize("decode", [False, True])
+def test_on_redis_time_every_field_is_memorys_at_the_instant_redis_read(redis_url, algorithm, decode):
+    """On Redis TIME the client derives the decision from the integers of the reply (the
+    time in microseconds, counts, a state double's bits): fed the same instants, the
+    in-memory limiter gives the same decisions, field for field, refusals included."""
+    policy = RateLimitPolicy(algorithm, 4, 3600.0)
+    costs = (1, 1, 2, 1, 1, 3, 1)
+
+    async def main():
+        client = RecordingRedis.from_url(redis_url, decode_responses=decode)
+        plain = aioredis.Redis.from_url(redis_url)  # the log's members are bytes
+        try:
+            limiter = RedisRateLimiter(client, policy, prefix=f"instant{decode:d}")
+            await limiter.load()
+            decisions = [await limiter.decide("k", cost) for cost in costs]
+            log = await plain.zrange(limiter.prefix + "k", 0, -1, withscores=True) if algorithm == "sliding_log" else []
+            return decisions, client.replies, [score for _, score in log]
+        finally:
+            await client.aclose()
+            await plain.aclose()
+
+    decisions, replies, log_times = asyncio.run(main())
+    assert len(replies) == len(decisions)
+    clock = SetClock()
+    memory = MemoryRateLimiter(policy, clock)
+    entries = iter(log_times)
+    for decision, reply, cost in zip(decisions, replies, costs):
+        if algorithm == "sliding_log" and isinstance(reply, int):  # an admission: its time is in the log
+            clock.t = next(entries)
+            for _ in range(cost - 1):  # one entry per unit of cost, at the same time
+                assert next(entries) == clock.t
+        else:
+            clock.t = redis_instant(reply)
+        assert decision.as_dict() == memory.hit("k", cost).as_dict()
+    assert [d.allowed for d in decisions] == [True, True, True, False, False, False, False]

@@ -284,6 +284,10 @@ def _double(lo, hi) -> float:
     return _DOUBLE.unpack(_HALVES.pack(int(lo), int(hi)))[0]
 
 
+MAX_LIMIT = 10**14
+"""A policy's ``limit`` must stay below this on Redis: the script's reply carries counts
+(up to ``limit``) the way Lua prints a number, ``%.14g``, exact for integers below 10^14."""
+
 BACKEND_DOWN = (RedisConnectionError, RedisTimeoutError, ConnectionError, TimeoutError)
 """The errors that mean "Redis cannot answer" and trigger the fail-open/closed choice."""
 
@@ -301,6 +305,8 @@ class RedisRateLimiter:
                  log_interval: float = 10.0):
         if not isinstance(policy, RateLimitPolicy):
             raise ParameterError("policy", policy, "a RateLimitPolicy")
+        if policy.limit >= MAX_LIMIT:  # counts travel in the reply as Lua prints them: exact below 10^14
+            raise ParameterError("policy.limit", policy.limit, f"below {MAX_LIMIT:.0e} on Redis")
         self.client = client
         self.policy = policy
         self.clock = clock
