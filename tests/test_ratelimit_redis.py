@@ -460,3 +460,32 @@ def test_on_redis_time_every_field_is_memorys_at_the_instant_redis_read(redis_ur
             clock.t = redis_instant(reply)
         assert decision.as_dict() == memory.hit("k", cost).as_dict()
     assert [d.allowed for d in decisions] == [True, True, True, False, False, False, False]
+
+
+@pytest.mark.parametrize("algorithm", ["fixed_window", "sliding_window"])
+def test_on_redis_time_later_admissions_in_a_window_keep_a_ttl_that_covers_it(redis_url, algorithm):
+    """On Redis TIME a window's first admission sets the TTL (its end, or the next window's
+    end, plus a second, rounded up to an eighth of the longest) and the later ones in the
+    same window keep it: it still covers what the state must outlive, by at most a step."""
+    period = 3600.0
+
+    async def main():
+        client = aioredis.Redis.from_url(redis_url)
+        try:
+            limiter = RedisRateLimiter(client, RateLimitPolicy(algorithm, 50, period), prefix="keep")
+            out = []
+            for _ in range(5):
+                decision = await limiter.decide("k")
+                out.append((decision, await client.pttl(limiter.prefix + "k")))
+            return out
+        finally:
+            await client.aclose()
+
+    out = asyncio.run(main())
+    assert all(d.allowed for d, _ in out)
+    step = period / 8 * 1000  # the TTL's range is one period wide for both: (0, period], (period, 2 period]
+    for decision, ttl in out:
+        # reset_after of an admission is what the state must outlive: the window's end (fixed
+        # window), the next window's end (sliding window counter)
+        matters = decision.reset_after * 1000
+        assert matters + 1000 - 50 <= ttl <= matters + 1000 + step + 50
