@@ -7,7 +7,8 @@ serves any other command, so no read of a counter can be separated from its writ
 another gateway's request, however many connections and gateway instances there are.
 Every key the script touches is in ``KEYS`` (one key per decision: Redis Cluster routes
 it to one shard), and each key expires once its state no longer matters (rounded up to an
-eighth of the longest it can matter, plus a second: see ``_ttl_choice``). The state is a tag
+eighth of the longest it can matter, plus a second: see ``_ttl_choice``; on Redis ``TIME``
+a window's later admissions keep the TTL its first one set, since its end does not move). The state is a tag
 byte and little-endian doubles (``struct.pack``), exact and cheap for Redis to read and
 write; a value in any other format is refused with an error naming the key.
 
@@ -23,9 +24,20 @@ so: replicas and the AOF receive the result, never a second reading of the clock
 Redis 3.2-4 the script would have to call ``redis.replicate_commands()`` first, and Redis
 < 3.2 refuses a write after ``TIME``. This backend assumes Redis >= 5 (tested on 7).
 
-Precision: ``TIME`` gives seconds since 1970 as a double, whose resolution there is
-~0.24 µs; a GCRA emission interval or a token's refill time must be far above that (a
-rate far below millions per second per key), which any real policy is.
+Precision: ``TIME`` is read as integer microseconds, and ``now`` is that over 10^6 (a
+double, whose resolution is ~0.24 µs in this century); a GCRA emission interval or a
+token's refill time must be far above that (a rate far below millions per second per
+key), which any real policy is.
+
+What the script replies is not its decision's fields but the inputs it decided from, as
+integers: the time in microseconds, the counts it read, and a double of state only when
+the client cannot know it (tokens, level, ``tat``, a log entry's time), as the two 32-bit
+halves of its bits. The client runs the in-memory limiter's formulas on them (the same
+doubles through the same operations), so ``allowed``, ``remaining``, ``reset_after`` and
+``retry_after`` are the script's and ``MemoryRateLimiter``'s to the bit, and Redis formats
+no fractional number (a ``%.17g`` in Lua cost ~2 µs of a ~50 µs round trip). In the common
+case (no count in this window yet, a full bucket, a past ``tat``; an admission in the
+sliding log) the reply is one integer; otherwise one status line of integers.
 
 Passing a ``Clock`` instead sends the client's reading as an argument: the script is then
 deterministic (verbatim replication would be safe), and tests drive it in virtual time
