@@ -188,13 +188,13 @@ return reply
 """,
     "token_bucket": """
 local rate = $rate
-local tokens, last = burst, now
+local tokens, last, keep = burst, now, 0
 local v = redis.call('GET', KEYS[1])
 local reply = us
 if v then
-  if #v ~= 17 then $bad_state end
+  if #v ~= 25 then $bad_state end
   local tag
-  tag, tokens, last = struct.unpack('<Bdd', v)
+  tag, tokens, last, keep = struct.unpack('<Bddd', v)
   if tag ~= $tag then $bad_state end
   if now > last then tokens = math.min(burst, tokens + (now - last) * rate); last = now end
   if tokens ~= burst then $bits(tokens) end
@@ -202,19 +202,24 @@ end
 if tokens + EPS < cost then return reply end
 tokens = tokens - cost
 local d = (burst - tokens) / rate
+if us > 0 and now + d + 1 <= keep then  -- $keepttl
+  redis.call('SET', KEYS[1], struct.pack('<Bddd', $tag, tokens, last, keep), 'KEEPTTL')
+  return reply
+end
 $ttl
-redis.call('SET', KEYS[1], struct.pack('<Bdd', $tag, tokens, last), 'PX', ttl)
+if us > 0 then keep = now + ttl / 1000 - 0.001 else keep = 0 end  -- Redis may count the TTL from its ms clock
+redis.call('SET', KEYS[1], struct.pack('<Bddd', $tag, tokens, last, keep), 'PX', ttl)
 return reply
 """,
     "leaky_bucket": """
 local rate = $rate
-local level, last = 0, now
+local level, last, keep = 0, now, 0
 local v = redis.call('GET', KEYS[1])
 local reply = us
 if v then
-  if #v ~= 17 then $bad_state end
+  if #v ~= 25 then $bad_state end
   local tag
-  tag, level, last = struct.unpack('<Bdd', v)
+  tag, level, last, keep = struct.unpack('<Bddd', v)
   if tag ~= $tag then $bad_state end
   if now > last then level = math.max(0, level - (now - last) * rate); last = now end
   if level ~= 0 then $bits(level) end
@@ -222,38 +227,51 @@ end
 if level + cost > burst + EPS then return reply end
 level = level + cost
 local d = level / rate
+if us > 0 and now + d + 1 <= keep then  -- $keepttl
+  redis.call('SET', KEYS[1], struct.pack('<Bddd', $tag, level, last, keep), 'KEEPTTL')
+  return reply
+end
 $ttl
-redis.call('SET', KEYS[1], struct.pack('<Bdd', $tag, level, last), 'PX', ttl)
+if us > 0 then keep = now + ttl / 1000 - 0.001 else keep = 0 end  -- Redis may count the TTL from its ms clock
+redis.call('SET', KEYS[1], struct.pack('<Bddd', $tag, level, last, keep), 'PX', ttl)
 return reply
 """,
     "gcra": """
 local interval = $interval
-local tat = now
+local tat, keep = now, 0
 local v = redis.call('GET', KEYS[1])
 local reply = us
 if v then
-  if #v ~= 9 then $bad_state end
+  if #v ~= 17 then $bad_state end
   local tag
-  tag, tat = struct.unpack('<Bd', v)
+  tag, tat, keep = struct.unpack('<Bdd', v)
   if tag ~= $tag then $bad_state end
   if tat < now then tat = now else $bits(tat) end
 end
 local new_tat = tat + interval * cost
 if now + EPS < new_tat - interval * burst then return reply end
 local d = new_tat - now
+if us > 0 and now + d + 1 <= keep then  -- $keepttl
+  redis.call('SET', KEYS[1], struct.pack('<Bdd', $tag, new_tat, keep), 'KEEPTTL')
+  return reply
+end
 $ttl
-redis.call('SET', KEYS[1], struct.pack('<Bd', $tag, new_tat), 'PX', ttl)
+if us > 0 then keep = now + ttl / 1000 - 0.001 else keep = 0 end  -- Redis may count the TTL from its ms clock
+redis.call('SET', KEYS[1], struct.pack('<Bdd', $tag, new_tat, keep), 'PX', ttl)
 return reply
 """,
 }
 # reply = "us lo hi": a double's exact bits as two unsigned 32-bit integers (printed by '%d')
 _BITS = ("local lo, hi = struct.unpack('<I4I4', struct.pack('<d', \\1)); "
          "reply = {ok = sec .. ' ' .. usec .. ' ' .. lo .. ' ' .. hi}")
-# A window's end does not move, so the TTL set by its first admission (the key must live
-# until the end, plus a second) covers every later one: those keep it (SET KEEPTTL, ~0.3 us
-# less Redis CPU than SET PX). Only on Redis TIME, whose clock is the one keys expire by;
-# on a client's clock every write sets the TTL again.
-_KEEPTTL = "same window on Redis TIME: its first admission set a TTL past its end"
+# A write keeps the key's TTL (SET KEEPTTL, ~0.3 us less Redis CPU than SET PX) when the
+# TTL set earlier still covers what the state must outlive, plus a second. A window's end
+# does not move, so the TTL set by its first admission covers every later one; a bucket's
+# state records ``keep``, the time until which its TTL is known to last (set with the TTL,
+# which is rounded up to the next eighth, so the next several writes keep it). Only on
+# Redis TIME, whose clock is the one keys expire by (``keep`` is 0, never trusted, when
+# written on a client's clock); on a client's clock every write sets the TTL again.
+_KEEPTTL = "the TTL set earlier covers this state (Redis TIME: the clock keys expire by)"
 _STATE_TAGS = {algorithm: i for i, algorithm in enumerate(SCRIPTS, 1)}
 
 
