@@ -294,7 +294,8 @@ def run() -> str:
         f"reading the reply into a `RateLimitDecision`, counting) {us(ratio['gcra'] - direct)}. The other "
         f"algorithms: {us(min(algos) - tgs)} to {us(max(algos) - tgs)} above the three commands.",
         "",
-        "What was cut in this round (from 1.19-1.21x): the script no longer formats a result. It replies the "
+        "What was cut in this round (the previous one reported 1.19-1.21x, best turns in a quiet phase): the "
+        "script no longer formats a result. It replies the "
         "inputs of its decision as integers: Redis `TIME` in microseconds (`now` is that over 10^6, one correctly "
         "rounded division the client repeats to the bit), the counts it read, and a double of state (tokens, "
         "level, `tat`, a log entry's time) only when the client cannot know it, as the two 32-bit halves of its "
@@ -314,17 +315,29 @@ def run() -> str:
         "`TIME` + `GET` + `SET PX` it started from (~2.4 µs pipelined), the other buckets ~0.1 µs more, the "
         "windows ~0.3-0.6 µs more (their reply always carries a count: a status line, a number printed). "
         "The command name and key go to redis-py as bytes "
-        "(a `str` name is encoded and split on spaces in `pack_command`). Earlier rounds (from 1.6x): the "
+        "(a `str` name is encoded and split on spaces in `pack_command`). Against the previous version "
+        "(de9734b, its module loaded from git) in the same runs, paired as here, three runs at a PING of "
+        "72-89 µs: gcra 1.27-1.29x -> 1.18-1.24x, token bucket 1.26-1.33x -> 1.21-1.23x, leaky bucket "
+        "1.26-1.29x -> 1.19-1.25x, fixed window 1.24-1.29x -> 1.24-1.27x, sliding window 1.26-1.30x -> "
+        "1.26-1.29x, sliding log 1.24-1.33x -> 1.25-1.31x: the buckets gained 0.04-0.10x, the windows and "
+        "the log not clearly more than this machine's noise. Earlier rounds (from 1.6x): the "
         "policy's constants written into the script, one string of state per key (`GET` + `SET PX`), state as "
         "packed doubles, the TTL a string constant of the script chosen by `d <= bound` tests.",
         "",
         "What remains above a PING: Redis's own cost of running a script with three commands (the ladder), "
         "which no reply format changes; the window algorithms' status line (a count always comes back: "
         "`fixed_window`, `sliding_window`); the sliding log's five commands (time, trim, count, add, expire); "
-        "and `decide`'s ~0.7 µs of Python (the formulas, the decision object, the counters). The two rows "
+        "and `decide`'s ~0.7 µs of Python (the formulas, the decision object, the counters; measured alone "
+        "against a fake client). Apart from this run, paired as here: 100 keys instead of one cost the bare "
+        "three-command script +0.025x, GCRA's two `struct` calls +0.014x, the rest of its Lua +0.02x, none "
+        "of which shows in pipelined CPU: between two PINGs each call runs with cold caches. The ratio also "
+        "depends on the host's phase: while this run was measured a PING's median turn took "
+        f"{ping * 1e6:.0f} µs (46-48 µs in the quiet phases of earlier rounds, whose figures were best turns, "
+        "not medians), and in slow phases Redis's and the client's CPU grow more than a PING does: the bare "
+        f"three-command script alone is {tgs:.2f}x here. The two rows "
         "below the six are the same limiters with a state the client cannot know (a bucket refilling slower "
-        "than it is drawn): their reply carries the state's bits (a status line), which costs about what the "
-        "window algorithms' count does. On 2 cores shared with other work, client and Redis take turns on a "
+        "than it is drawn): their reply carries the state's bits (a status line), a few hundredths more at "
+        "most, about what the window algorithms' count costs. On 2 cores shared with other work, client and Redis take turns on a "
         "core, so each microsecond of Redis CPU shows up more than once in the round trip (compare the server "
         "times with the ladder).",
     ]
