@@ -194,7 +194,7 @@ async def _redis_async(url, rounds=REDIS_ROUNDS) -> dict:
         ratio = {name: quantile(values, 0.5) for name, values in ratios.items()}
         ratio["PING"] = 1.0
         per_call = {name: quantile(values, 0.5) for name, values in times.items()}
-        return {"per_call": per_call, "ratio": ratio, "server_us": server_us, "profile": _top(profile),
+        return {"per_call": per_call, "ratio": ratio, "ping_best": min(times["PING"]), "server_us": server_us, "profile": _top(profile),
                 "profile_ping": _top(profile_ping)}
     finally:
         await client.aclose()
@@ -331,9 +331,10 @@ def run() -> str:
         "against a fake client). Apart from this run, paired as here: 100 keys instead of one cost the bare "
         "three-command script +0.025x, GCRA's two `struct` calls +0.014x, the rest of its Lua +0.02x, none "
         "of which shows in pipelined CPU: between two PINGs each call runs with cold caches. The ratio also "
-        "depends on the host's phase: while this run was measured a PING's median turn took "
-        f"{ping * 1e6:.0f} µs (46-48 µs in the quiet phases of earlier rounds, whose figures were best turns, "
-        "not medians), and in slow phases Redis's and the client's CPU grow more than a PING does: the bare "
+        f"depends on the host's phase: in this run a PING's median turn took {ping * 1e6:.0f} µs and its best "
+        f"{red['ping_best'] * 1e6:.0f} µs (earlier rounds reported best turns, 46-48 µs; a call's time here is "
+        "bimodal, a fast mode and one with a slow wake-up, whose mix drifts over seconds), and in slow phases "
+        "Redis's and the client's CPU grow more than a PING does: the bare "
         f"three-command script alone is {tgs:.2f}x here. The two rows "
         "below the six are the same limiters with a state the client cannot know (a bucket refilling slower "
         "than it is drawn): their reply carries the state's bits (a status line), a few hundredths more at "
