@@ -56,7 +56,7 @@ from workbook.gateway.accesslog import AccessLog
 from workbook.gateway.config import GatewaySettings, RateLimitSettings, RouteSettings, ServiceSettings
 from workbook.gateway.errors import (BodyTooLarge, GatewayConfigError, GatewayError, IncompleteBody, UpstreamStatus,
                                      UpstreamTimeout, UpstreamUnavailable)
-from workbook.gateway.headers import REQUEST_ID_HEADER, new_request_id, valid_request_id
+from workbook.gateway.headers import REQUEST_ID_HEADER, request_id
 from workbook.gateway.normalize import normalize_path
 from workbook.gateway.problem import problem_response
 from workbook.gateway.proxy import Forwarder
@@ -245,9 +245,7 @@ class Gateway:
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         now = self.clock.now
         started = now()
-        rid = request.headers.get(REQUEST_ID_HEADER)
-        if rid is None or not valid_request_id(rid):
-            rid = new_request_id()
+        rid, _ = request_id(request.headers)
         entry = {"request_id": rid, "method": request.method, "path": None, "route": None, "upstream": None,
                  "instance": None, "status": None, "latency_ms": None, "limiter": None, "attempts": 0,
                  "bytes_in": 0, "bytes_out": 0, "error": None}  # FIELDS, in order
